@@ -1,0 +1,37 @@
+# Two commands a newcomer needs (see README):
+#   make study   install every env, then run the whole study on config/config.yaml
+#   make test    install every env, then run the test suite (what CI runs)
+PYTHON ?= python3
+VENVS ?= .venv
+SNAKEMAKE = $(VENVS)/workflow/bin/snakemake
+PYTEST = $(VENVS)/workflow/bin/pytest
+
+.PHONY: envs study test unit lint dag bench clean
+
+envs:
+	$(PYTHON) scripts/setup_envs.py
+
+study: envs
+	$(SNAKEMAKE)
+
+test: envs
+	$(SNAKEMAKE) --lint
+	@# pytest exits 5 when it collects no test: not a failure of the code under test
+	$(PYTEST) tests; rc=$$?; if [ $$rc -eq 5 ]; then echo 'pytest collected no tests'; rc=0; fi; exit $$rc
+
+unit: envs
+	$(PYTEST) tests/unit
+
+lint: envs
+	$(SNAKEMAKE) --lint
+
+dag: envs
+	mkdir -p results
+	$(SNAKEMAKE) --rulegraph | dot -Tsvg > results/rulegraph.svg
+	$(SNAKEMAKE) --dag | dot -Tsvg > results/dag.svg
+
+bench: envs
+	$(VENVS)/workflow/bin/python bench/study_time.py
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,146 @@
+"""Config validation: the JSON schema first, then cross-field checks against the disk.
+
+Runs when the Snakefile is parsed, so bad input fails before any job (and any GPU hour)
+is spent. Every message names the config key at fault and its value.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+BASELINE = "bf16"
+QUANTIZED_SCHEMES = ("w8a8-fp", "w8a8-int", "w4a16-int")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message lists every problem found."""
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def schema_errors(config: dict, schema: dict) -> list[str]:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    out = []
+    for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
+        out.append(f"config key '{_key(err.absolute_path)}': {err.message}")
+    return out
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def effective_recipe(config: dict, model: str, scheme: str) -> dict:
+    """The recipe of `scheme` for `model`: config.recipes deep-merged with the model's overrides."""
+    base = config["recipes"][scheme]
+    override = config["models"][model].get("recipe_overrides", {}).get(scheme, {})
+    return deep_merge(base, override)
+
+
+def linear_input_sizes(model_config: dict) -> dict[str, int]:
+    """Input feature size of each kind of Linear in a Llama-style decoder."""
+    hidden = model_config["hidden_size"]
+    heads = model_config["num_attention_heads"]
+    head_dim = model_config.get("head_dim") or hidden // heads
+    return {
+        "q_proj/k_proj/v_proj/gate_proj/up_proj (hidden_size)": hidden,
+        "o_proj (num_attention_heads * head_dim)": heads * head_dim,
+        "down_proj (intermediate_size)": model_config["intermediate_size"],
+    }
+
+
+def _check_model_path(name: str, spec: dict, workdir: Path) -> list[str]:
+    path = spec["path"]
+    local = workdir / path
+    key = f"models.{name}.path"
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            return [f"config key '{key}': directory '{path}' has no config.json (not a Hugging Face checkpoint)"]
+        return []
+    msg = f"config key '{key}': local model directory '{path}' does not exist"
+    if _HUB_ID.match(path):
+        msg += (f". If '{path}' is a model hub id: jobs read models from local paths only (they run "
+                f"offline), so download it first, e.g. `huggingface-cli download {path} --local-dir "
+                f"models/{name}`, and set {key}: models/{name}")
+    return [msg]
+
+
+def semantic_errors(config: dict, workdir: Path) -> list[str]:
+    errs: list[str] = []
+    if BASELINE not in config["schemes"]:
+        errs.append(f"config key 'schemes': {config['schemes']} lacks '{BASELINE}', the baseline of every "
+                    "recovery figure")
+    for name, spec in config["models"].items():
+        errs += _check_model_path(name, spec, workdir)
+    for name, spec in config.get("calibration_sets", {}).items():
+        if not (workdir / spec["path"]).is_file():
+            errs.append(f"config key 'calibration_sets.{name}.path': file '{spec['path']}' does not exist")
+    include = config["evaluation"]["task_include_path"]
+    if not (workdir / include).is_dir():
+        errs.append(f"config key 'evaluation.task_include_path': directory '{include}' does not exist")
+
+    for scheme in config["schemes"]:
+        if scheme != BASELINE and scheme not in config["recipes"]:
+            errs.append(f"config key 'schemes': scheme '{scheme}' has no entry under 'recipes'")
+    for model in config["models"]:
+        model_cfg = _read_model_config(config, model, workdir)
+        for scheme in config["schemes"]:
+            if scheme == BASELINE or scheme not in config["recipes"]:
+                continue
+            recipe = effective_recipe(config, model, scheme)
+            errs += _recipe_errors(config, model, scheme, recipe, model_cfg)
+    return errs
+
+
+def _read_model_config(config: dict, model: str, workdir: Path) -> dict | None:
+    p = workdir / config["models"][model]["path"] / "config.json"
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _recipe_errors(config, model, scheme, recipe, model_cfg) -> list[str]:
+    errs = []
+    key = f"recipes.{scheme}"
+    if recipe["algorithm"] == "gptq" and "calibration" not in recipe:
+        errs.append(f"config key '{key}.calibration': algorithm gptq needs calibration data (model {model})")
+    calib = recipe.get("calibration")
+    if calib and calib["set"] not in config.get("calibration_sets", {}):
+        errs.append(f"config key '{key}.calibration.set': '{calib['set']}' is not defined under 'calibration_sets'")
+    if recipe.get("smoothquant_strength") and not calib:
+        errs.append(f"config key '{key}.smoothquant_strength': SmoothQuant needs calibration data")
+    for part in ("weights", "input_activations"):
+        args = recipe.get(part)
+        if not args:
+            continue
+        if args["strategy"] == "group":
+            gs = args.get("group_size")
+            if gs is None:
+                errs.append(f"config key '{key}.{part}.group_size': strategy 'group' needs a group_size")
+            elif model_cfg is not None:
+                for layer, size in linear_input_sizes(model_cfg).items():
+                    if size % gs:
+                        errs.append(f"config key '{key}.{part}.group_size': {gs} does not divide the input size "
+                                    f"{size} of {layer} in model '{model}'")
+    return errs
+
+
+def validate_config(config: dict, schema: dict, workdir: str | Path = ".") -> None:
+    """Raise ConfigError listing every problem, or return None when the config can run."""
+    errs = schema_errors(config, schema)
+    if not errs:  # cross-field checks assume the structure is sound
+        errs = semantic_errors(config, Path(workdir))
+    if errs:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(errs))

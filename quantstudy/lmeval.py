@@ -1,0 +1,75 @@
+"""Parse lm-eval results, and read/check the per-task eval JSON this workflow writes.
+
+lm-eval keys metrics as "<metric>,<filter>" (e.g. "acc,none", "exact_match,strict");
+the standard error of "acc,none" is "acc_stderr,none".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+EVAL_FORMAT = "quantstudy.eval/1"
+
+
+class EvalFileError(ValueError):
+    """An eval JSON that is missing, truncated or not what the workflow writes."""
+
+
+def stderr_key(metric: str) -> str:
+    name, _, filt = metric.partition(",")
+    return f"{name}_stderr,{filt}"
+
+
+def _number(x):
+    """lm-eval writes 'N/A' for stderrs it could not compute; keep those as None."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x):
+        return float(x)
+    return None
+
+
+def extract_scores(results: dict, lm_eval_task: str, metrics: list[str]) -> dict:
+    """{metric: {"score": float, "stderr": float|None}} for one task of a simple_evaluate result."""
+    try:
+        task_res = results["results"][lm_eval_task]
+    except KeyError:
+        have = sorted(results.get("results", {}))
+        raise KeyError(f"lm-eval results have no task {lm_eval_task!r} (have: {have})") from None
+    out = {}
+    for m in metrics:
+        if m not in task_res:
+            have = sorted(k for k in task_res if "," in k and "_stderr" not in k)
+            raise KeyError(f"task {lm_eval_task!r} has no metric {m!r} (have: {have})")
+        score = _number(task_res[m])
+        if score is None:
+            raise ValueError(f"task {lm_eval_task!r} metric {m!r} is not a finite number: {task_res[m]!r}")
+        out[m] = {"score": score, "stderr": _number(task_res.get(stderr_key(m)))}
+    return out
+
+
+def sample_count(results: dict, lm_eval_task: str) -> int | None:
+    n = results.get("n-samples", {}).get(lm_eval_task, {})
+    return n.get("effective", n.get("original"))
+
+
+def read_eval_json(path: str | Path) -> dict:
+    """Load an eval JSON, checking it is complete; errors name the file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise EvalFileError(f"{path}: eval result is missing") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise EvalFileError(f"{path}: not valid JSON (truncated or corrupted?): {e}") from None
+    if not isinstance(data, dict) or data.get("format") != EVAL_FORMAT:
+        raise EvalFileError(f"{path}: not a quantstudy eval result (expected format {EVAL_FORMAT!r})")
+    for key in ("model", "scheme", "task", "suite", "metrics", "n_samples"):
+        if key not in data:
+            raise EvalFileError(f"{path}: eval result lacks {key!r}")
+    if not data["metrics"]:
+        raise EvalFileError(f"{path}: eval result has no metrics")
+    for m, v in data["metrics"].items():
+        if not isinstance(v, dict) or _number(v.get("score")) is None:
+            raise EvalFileError(f"{path}: metric {m!r} has no finite score")
+    return data

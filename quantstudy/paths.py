@@ -1,0 +1,14 @@
+"""Every output path pattern of the workflow, in one place (rules and scripts import these)."""
+
+RESULTS = "results"
+
+# A quantized checkpoint (compressed-tensors). bf16 has none: it is the base model itself.
+QUANTIZED_MODEL = RESULTS + "/models/{model}/{scheme}"
+# One lm-eval run of one task on one (model, scheme); per-item samples beside it.
+EVAL_JSON = RESULTS + "/eval/{model}/{scheme}/{task}.json"
+EVAL_SAMPLES = RESULTS + "/eval/{model}/{scheme}/{task}.samples.jsonl"
+SUMMARY_CSV = RESULTS + "/summary.csv"
+SUMMARY_MD = RESULTS + "/summary.md"
+
+# Logs and benchmark TSVs: results/logs/<rule>/..., results/benchmarks/<rule>/...
+# (written as literals in each rule, as `snakemake --lint` asks).

@@ -1,0 +1,25 @@
+"""Process set-up shared by the step scripts."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "HF_HUB_DISABLE_TELEMETRY": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+
+
+def offline_env(extra: dict | None = None) -> None:
+    """Jobs never reach the network: models, tokenizers and datasets come from local paths."""
+    os.environ.update(OFFLINE)
+    os.environ.update(extra or {})
+
+
+def package_versions(names) -> dict:
+    out = {}
+    for n in names:
+        try:
+            out[n] = importlib.metadata.version(n)
+        except importlib.metadata.PackageNotFoundError:
+            out[n] = None
+    return out

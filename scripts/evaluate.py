@@ -1,0 +1,119 @@
+#!/usr/bin/env python
+"""Evaluate one task on one checkpoint with lm-eval's vLLM backend; write JSON + samples.
+
+Rule `evaluate` calls this; to debug one step by hand (serve env):
+
+    .venv/serve/bin/python scripts/evaluate.py --model-dir fixtures/tiny-llama --model tiny-llama \\
+        --scheme bf16 --task count_letter --task-spec '{"lm_eval_task": "qs_count_letter", \\
+        "suite": "fixture", "metrics": ["acc,none"]}' --include-path data/tasks/fixture \\
+        --output /tmp/e.json --samples /tmp/e.samples.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from quantstudy import atomic  # noqa: E402
+from quantstudy.lmeval import EVAL_FORMAT, extract_scores, sample_count  # noqa: E402
+from quantstudy.runtime import offline_env, package_versions  # noqa: E402
+
+log = logging.getLogger("evaluate")
+
+
+def settings_from(spec: dict, evaluation: dict) -> dict:
+    """The exact lm-eval settings of one run (recorded in the output)."""
+    return {
+        "lm_eval_task": spec["lm_eval_task"],
+        "num_fewshot": spec.get("num_fewshot", 0),
+        "apply_chat_template": spec.get("apply_chat_template", False),
+        "fewshot_as_multiturn": spec.get("fewshot_as_multiturn", False),
+        "gen_kwargs": spec.get("gen_kwargs"),
+        "batch_size": evaluation.get("batch_size", "auto"),
+        "limit": evaluation.get("limit"),
+        "seed": evaluation.get("seed", 1234),
+        "engine": evaluation.get("engine", {}),
+        "backend": "vllm",
+    }
+
+
+def evaluate(model_dir, model, scheme, task, spec, evaluation, include_path, output, samples_path) -> dict:
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    s = settings_from(spec, evaluation)
+    model_args = {"pretrained": model_dir, "seed": s["seed"], **s["engine"]}
+    started = time.time()
+    results = lm_eval.simple_evaluate(
+        model="vllm",
+        model_args=model_args,
+        tasks=[s["lm_eval_task"]],
+        num_fewshot=s["num_fewshot"],
+        batch_size=s["batch_size"],
+        limit=s["limit"],
+        apply_chat_template=s["apply_chat_template"],
+        fewshot_as_multiturn=s["fewshot_as_multiturn"],
+        gen_kwargs=s["gen_kwargs"],
+        log_samples=True,
+        task_manager=TaskManager(include_path=include_path),
+        random_seed=s["seed"], numpy_random_seed=s["seed"], torch_random_seed=s["seed"],
+        fewshot_random_seed=s["seed"],
+    )
+    seconds = time.time() - started
+    if results is None:
+        raise SystemExit("lm-eval returned no results")
+    name = s["lm_eval_task"]
+    out = {
+        "format": EVAL_FORMAT,
+        "model": model,
+        "scheme": scheme,
+        "task": task,
+        "suite": spec["suite"],
+        "checkpoint": model_dir,
+        "metrics": extract_scores(results, name, spec["metrics"]),
+        "n_samples": sample_count(results, name),
+        "settings": s,
+        "seconds": round(seconds, 2),
+        "versions": package_versions(["lm_eval", "vllm", "transformers", "torch", "compressed-tensors"]),
+        "lm_eval": {
+            "results": results["results"].get(name),
+            "config": results.get("config"),
+            "task_config": results.get("configs", {}).get(name),
+            "n-samples": results.get("n-samples", {}).get(name),
+        },
+    }
+    # Samples first: the JSON is the rule's "done" marker, so it lands last.
+    atomic.write_jsonl(samples_path, results.get("samples", {}).get(name, []))
+    atomic.write_json(output, out)
+    log.info("%s/%s/%s: %s (n=%s) in %.1f s", model, scheme, task,
+             {m: round(v["score"], 4) for m, v in out["metrics"].items()}, out["n_samples"], seconds)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model-dir", required=True, help="checkpoint directory (bf16 base or quantized)")
+    ap.add_argument("--model", required=True, help="model name (config key)")
+    ap.add_argument("--scheme", required=True)
+    ap.add_argument("--task", required=True, help="task name (config key)")
+    ap.add_argument("--task-spec", required=True, help="the task's config entry as JSON")
+    ap.add_argument("--evaluation", default="{}", help="the config's evaluation block as JSON")
+    ap.add_argument("--include-path", required=True, help="folder of local lm-eval task YAMLs")
+    ap.add_argument("--output", required=True, help="eval JSON (written atomically)")
+    ap.add_argument("--samples", required=True, help="per-item samples JSONL (written atomically)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    evaluation = json.loads(args.evaluation)
+    offline_env(evaluation.get("env"))
+    evaluate(args.model_dir, args.model, args.scheme, args.task, json.loads(args.task_spec), evaluation,
+             args.include_path, args.output, args.samples)
+    return 0
+
+
+if __name__ == "__main__":  # vLLM spawns workers: the guard is required
+    sys.exit(main())

@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""Quantize one model with one recipe (llmcompressor) into a compressed-tensors checkpoint.
+
+Rule `quantize` calls this; to debug one step by hand (quantize env):
+
+    .venv/quantize/bin/python scripts/quantize.py --model-dir fixtures/tiny-llama \\
+        --scheme w4a16-int --recipe "$(cat recipe.json)" --calibration data/calibration/fixture_chat.jsonl \\
+        --output /tmp/w4a16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from quantstudy import atomic  # noqa: E402
+from quantstudy.recipes import modifier_specs, needs_calibration  # noqa: E402
+from quantstudy.runtime import offline_env, package_versions  # noqa: E402
+
+log = logging.getLogger("quantize")
+
+
+def load_calibration_texts(path: str, tokenizer, num_samples: int, seed: int, chat_template: bool) -> list[str]:
+    """Chats from a JSONL file of {"messages": [...]}, rendered with the chat template."""
+    chats = []
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                messages = row["messages"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise SystemExit(f"{path}:{lineno}: expected a JSON object with 'messages' ({e})")
+            chats.append(messages)
+    if not chats:
+        raise SystemExit(f"{path}: no calibration samples")
+    random.Random(seed).shuffle(chats)
+    chats = chats[:num_samples]
+    if len(chats) < num_samples:
+        log.warning("%s holds %d samples, fewer than the %d asked for", path, len(chats), num_samples)
+    if chat_template:
+        return [tokenizer.apply_chat_template(m, tokenize=False) for m in chats]
+    return ["\n".join(turn["content"] for turn in m) for m in chats]
+
+
+def build_modifiers(recipe: dict):
+    from llmcompressor.modifiers.gptq import GPTQModifier
+    from llmcompressor.modifiers.quantization import QuantizationModifier
+    from llmcompressor.modifiers.transform import SmoothQuantModifier
+
+    classes = {"GPTQModifier": GPTQModifier, "QuantizationModifier": QuantizationModifier,
+               "SmoothQuantModifier": SmoothQuantModifier}
+    return [classes[name](**kwargs) for name, kwargs in modifier_specs(recipe)]
+
+
+def quantize(model_dir: str, scheme: str, recipe: dict, calibration: str | None, output: str, threads: int) -> dict:
+    import torch
+    from datasets import Dataset
+    from llmcompressor import oneshot
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(threads)
+    started = time.time()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
+    kwargs = {}
+    if needs_calibration(recipe):
+        cal = recipe["calibration"]
+        if calibration is None:
+            raise SystemExit(f"scheme {scheme}: the recipe needs calibration data, but no --calibration file was given")
+        texts = load_calibration_texts(calibration, tokenizer, cal["num_samples"], cal.get("seed", 0),
+                                       cal.get("chat_template", True))
+        kwargs = dict(dataset=Dataset.from_dict({"text": texts}), num_calibration_samples=len(texts),
+                      max_seq_length=cal["max_seq_length"])
+        log.info("calibration: %d samples from %s, max_seq_length %d", len(texts), calibration, cal["max_seq_length"])
+    modifiers = build_modifiers(recipe)
+    log.info("recipe for %s: %s", scheme, modifiers)
+    oneshot(model=model, tokenizer=tokenizer, recipe=modifiers, **kwargs)
+    with atomic.directory(output) as tmp:
+        model.save_pretrained(tmp, save_compressed=True)
+        tokenizer.save_pretrained(tmp)
+        meta = {
+            "scheme": scheme,
+            "base_model": model_dir,
+            "recipe": recipe,
+            "calibration_file": calibration,
+            "seconds": round(time.time() - started, 2),
+            "versions": package_versions(["llmcompressor", "compressed-tensors", "transformers", "torch"]),
+        }
+        atomic.write_json(Path(tmp) / "quantstudy.json", meta)
+        fmt = json.loads((Path(tmp) / "config.json").read_text()).get("quantization_config", {}).get("format")
+        if fmt is None:
+            raise SystemExit(f"{output}: saved checkpoint has no quantization_config: quantization did not apply")
+        log.info("saved %s checkpoint (format %s) in %.1f s", scheme, fmt, time.time() - started)
+    return meta
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model-dir", required=True, help="base checkpoint directory (bf16)")
+    ap.add_argument("--scheme", required=True, help="scheme name, e.g. w4a16-int")
+    ap.add_argument("--recipe", required=True, help="recipe as JSON (the config's recipes.<scheme>, merged)")
+    ap.add_argument("--calibration", help="calibration JSONL ({'messages': [...]} per line)")
+    ap.add_argument("--output", required=True, help="output checkpoint directory (written atomically)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    offline_env()
+    quantize(args.model_dir, args.scheme, json.loads(args.recipe), args.calibration, args.output, args.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+#!/usr/bin/env python
+"""Collect per-task eval JSONs into results/summary.csv and results/summary.md.
+
+    python scripts/summarize.py results/eval/*/*/*.json --csv /tmp/s.csv --md /tmp/s.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from quantstudy import atomic  # noqa: E402
+from quantstudy.lmeval import EvalFileError, read_eval_json  # noqa: E402
+from quantstudy.summary import build_rows, to_csv, to_markdown  # noqa: E402
+
+log = logging.getLogger("summarize")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("evals", nargs="+", help="eval JSON files written by scripts/evaluate.py")
+    ap.add_argument("--csv", required=True)
+    ap.add_argument("--md", required=True)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        evals = [read_eval_json(p) for p in args.evals]
+    except EvalFileError as e:  # a corrupt or truncated file is never summarized as a score
+        log.error("%s", e)
+        return 1
+    rows = build_rows(evals)
+    atomic.write_text(args.md, to_markdown(rows))
+    atomic.write_text(args.csv, to_csv(rows))
+    log.info("%d rows from %d eval files", len(rows), len(evals))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

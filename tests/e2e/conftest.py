@@ -1,0 +1,40 @@
+"""A throwaway copy of the workflow in which real Snakemake runs the real tools.
+
+The copy shares the repository's venvs (QUANTSTUDY_VENVS) but has its own results/,
+so tests never touch a user's results.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quantstudy.workspace import ROOT, copy_workflow
+
+
+class Workflow:
+    def __init__(self, workdir: Path):
+        self.dir = workdir
+        self.env = {**os.environ, "QUANTSTUDY_VENVS": os.environ.get("QUANTSTUDY_VENVS", str(ROOT / ".venv"))}
+
+    def snakemake(self, *args, check=True, timeout=3600) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "snakemake", *args]
+        p = subprocess.run(cmd, cwd=self.dir, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr[-8000:]}")
+        return p
+
+    def path(self, rel: str) -> Path:
+        return self.dir / rel
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory) -> Workflow:
+    """The default study, run once end to end: real quantization, real lm-eval on vLLM."""
+    wf = Workflow(copy_workflow(tmp_path_factory.mktemp("study")))
+    wf.first_run = wf.snakemake("--cores", "2")
+    return wf

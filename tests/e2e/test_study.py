@@ -1,0 +1,115 @@
+"""The default study end to end on the fixture, with the real tools (nothing mocked).
+
+Order matters within this module: the last test edits the config of the shared copy.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+
+import yaml
+
+SCHEMES = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]
+FORMATS = {"w8a8-fp": "float-quantized", "w8a8-int": "int-quantized", "w4a16-int": "pack-quantized"}
+
+
+def planned_jobs(p) -> dict[str, int]:
+    """The 'Job stats' table of a dry run as {rule: count}; {} when nothing is to be done."""
+    text = p.stdout + p.stderr
+    m = re.search(r"Job stats:\n.*?\n-+\s+-+\n(.*?)\n\s*\n", text, re.S)
+    if not m:
+        return {}
+    jobs = {}
+    for line in m.group(1).splitlines():
+        name, count = line.split()
+        jobs[name] = int(count)
+    jobs.pop("total", None)
+    return jobs
+
+
+def summary_rows(wf):
+    with open(wf.path("results/summary.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+def test_summary_has_finite_scores_and_recovery_for_all_schemes(study):
+    rows = summary_rows(study)
+    cfg = yaml.safe_load(study.path("config/config.yaml").read_text())
+    for scheme in SCHEMES:
+        for task, spec in cfg["tasks"].items():
+            for metric in spec["metrics"]:
+                [row] = [r for r in rows if (r["scheme"], r["task"], r["metric"], r["level"]) ==
+                         (scheme, task, metric, "task")]
+                for col in ("score", "bf16_score", "recovery_pct"):
+                    assert math.isfinite(float(row[col])), (scheme, task, metric, col, row[col])
+                assert int(row["n"]) > 0
+        suite = [r for r in rows if r["scheme"] == scheme and r["level"] == "suite"]
+        assert suite and all(math.isfinite(float(r["recovery_pct"])) for r in suite)
+    bf16 = [r for r in rows if r["scheme"] == "bf16"]
+    assert all(float(r["recovery_pct"]) == 100.0 for r in bf16)
+    md = study.path("results/summary.md").read_text()
+    assert all(s in md for s in SCHEMES)
+
+
+def test_fixture_is_well_above_chance_in_bf16(study):
+    # Recovery only means something if the baseline really solves the tasks:
+    # chance is 0.25 on count_letter and ~0 on reverse.
+    rows = summary_rows(study)
+    for task in ("count_letter", "reverse"):
+        [row] = [r for r in rows if r["scheme"] == "bf16" and r["task"] == task and r["level"] == "task"
+                 and r["metric"] in ("acc,none", "exact_match,strict")]
+        assert float(row["score"]) >= 0.8, row
+
+
+def test_checkpoints_are_compressed_tensors_with_their_recipe(study):
+    cfg = yaml.safe_load(study.path("config/config.yaml").read_text())
+    for scheme, fmt in FORMATS.items():
+        ckpt = study.path(f"results/models/tiny-llama/{scheme}")
+        qc = json.loads((ckpt / "config.json").read_text())["quantization_config"]
+        assert qc["quant_method"] == "compressed-tensors" and qc["format"] == fmt
+        assert (ckpt / "recipe.yaml").is_file()
+        meta = json.loads((ckpt / "quantstudy.json").read_text())
+        assert meta["recipe"] == cfg["recipes"][scheme]
+    assert not study.path("results/models/tiny-llama/bf16").exists()  # bf16 is the base model itself
+
+
+def test_eval_json_records_settings_and_per_item_samples(study):
+    for scheme in SCHEMES:
+        for task in ("count_letter", "reverse"):
+            data = json.loads(study.path(f"results/eval/tiny-llama/{scheme}/{task}.json").read_text())
+            s = data["settings"]
+            assert {"num_fewshot", "apply_chat_template", "fewshot_as_multiturn", "batch_size"} <= set(s)
+            assert data["versions"]["lm_eval"] and data["versions"]["vllm"]
+            samples = study.path(f"results/eval/tiny-llama/{scheme}/{task}.samples.jsonl").read_text()
+            lines = [json.loads(x) for x in samples.splitlines()]
+            assert len(lines) == data["n_samples"] > 0
+            assert "doc_id" in lines[0]
+
+
+def test_second_dry_run_has_nothing_to_do(study):
+    p = study.snakemake("-n")
+    assert planned_jobs(p) == {}, p.stdout + p.stderr
+    assert "Nothing to be done" in p.stdout + p.stderr
+
+
+def test_recipe_change_reruns_only_that_branch(study):
+    outputs = sorted(study.path("results").glob("eval/tiny-llama/*/*.json"))
+    before = {p: p.stat().st_mtime_ns for p in outputs}
+    cfg_path = study.path("config/config.yaml")
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["recipes"]["w4a16-int"]["dampening_frac"] = 0.05
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+    plan = planned_jobs(study.snakemake("-n"))
+    assert plan == {"quantize": 1, "evaluate": 2, "summary": 1, "all": 1}, plan
+
+    study.snakemake("--cores", "2")
+    for p, mtime in before.items():
+        changed = p.stat().st_mtime_ns != mtime
+        assert changed == (p.parent.name == "w4a16-int"), p
+    meta = json.loads(study.path("results/models/tiny-llama/w4a16-int/quantstudy.json").read_text())
+    assert meta["recipe"]["dampening_frac"] == 0.05
+    assert planned_jobs(study.snakemake("-n")) == {}

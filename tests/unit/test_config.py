@@ -1,0 +1,99 @@
+"""Bad config fails before any job runs, naming the key and the value at fault."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from quantstudy.config import ConfigError, effective_recipe, linear_input_sizes, validate_config
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = yaml.safe_load((ROOT / "config/schema/config.schema.yaml").read_text())
+DEFAULT = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+
+
+def check(cfg, workdir=ROOT):
+    validate_config(cfg, SCHEMA, workdir)
+
+
+def errors_of(mutate) -> str:
+    cfg = copy.deepcopy(DEFAULT)
+    mutate(cfg)
+    with pytest.raises(ConfigError) as e:
+        check(cfg)
+    return str(e.value)
+
+
+def test_default_config_is_valid():
+    check(copy.deepcopy(DEFAULT))
+
+
+def test_misspelled_scheme_names_value():
+    msg = errors_of(lambda c: c["schemes"].append("w8a8-intt"))
+    assert "'schemes.4'" in msg and "w8a8-intt" in msg
+
+
+def test_bf16_is_required():
+    msg = errors_of(lambda c: c["schemes"].remove("bf16"))
+    assert "'schemes'" in msg and "bf16" in msg
+
+
+def test_negative_sample_count_names_key():
+    def m(c):
+        c["recipes"]["w8a8-int"]["calibration"]["num_samples"] = -5
+    msg = errors_of(m)
+    assert "'recipes.w8a8-int.calibration.num_samples'" in msg and "-5" in msg
+
+
+def test_unknown_key_is_rejected():
+    msg = errors_of(lambda c: c["recipes"]["w4a16-int"].update(dampning_frac=0.1))
+    assert "'recipes.w4a16-int'" in msg and "dampning_frac" in msg
+
+
+def test_group_size_that_does_not_divide_a_layer():
+    def m(c):
+        c["recipes"]["w4a16-int"]["weights"]["group_size"] = 96
+    msg = errors_of(m)
+    assert "recipes.w4a16-int.weights.group_size" in msg and "96" in msg and "tiny-llama" in msg
+
+
+def test_missing_calibration_file():
+    msg = errors_of(lambda c: c["calibration_sets"]["fixture-chat"].update(path="data/nope.jsonl"))
+    assert "calibration_sets.fixture-chat.path" in msg and "data/nope.jsonl" in msg
+
+
+def test_missing_model_dir():
+    msg = errors_of(lambda c: c["models"]["tiny-llama"].update(path="fixtures/absent"))
+    assert "models.tiny-llama.path" in msg and "fixtures/absent" in msg and "does not exist" in msg
+
+
+def test_hub_id_fails_clearly_offline():
+    msg = errors_of(lambda c: c["models"]["tiny-llama"].update(path="meta-llama/Llama-3.1-8B-Instruct"))
+    assert "models.tiny-llama.path" in msg and "hub id" in msg and "local" in msg
+
+
+def test_scheme_without_recipe():
+    msg = errors_of(lambda c: c["recipes"].pop("w8a8-fp"))
+    assert "w8a8-fp" in msg and "recipes" in msg
+
+
+def test_undefined_calibration_set():
+    def m(c):
+        c["recipes"]["w8a8-int"]["calibration"]["set"] = "c4"
+    msg = errors_of(m)
+    assert "recipes.w8a8-int.calibration.set" in msg and "'c4'" in msg
+
+
+def test_model_overrides_merge_over_recipes():
+    cfg = copy.deepcopy(DEFAULT)
+    cfg["models"]["tiny-llama"]["recipe_overrides"] = {"w8a8-int": {"weights": {"observer": "mse"}}}
+    r = effective_recipe(cfg, "tiny-llama", "w8a8-int")
+    assert r["weights"]["observer"] == "mse" and r["weights"]["num_bits"] == 8
+    assert DEFAULT["recipes"]["w8a8-int"]["weights"]["observer"] == "minmax"  # not mutated
+
+
+def test_fixture_layers_are_multiples_of_128():
+    cfg = json.loads((ROOT / DEFAULT["models"]["tiny-llama"]["path"] / "config.json").read_text())
+    assert all(size % 128 == 0 for size in linear_input_sizes(cfg).values())

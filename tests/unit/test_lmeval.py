@@ -1,0 +1,59 @@
+import json
+
+import pytest
+
+from quantstudy.lmeval import EVAL_FORMAT, EvalFileError, extract_scores, read_eval_json, sample_count, stderr_key
+
+RESULTS = {
+    "results": {"qs_task": {"alias": "qs_task", "acc,none": 0.75, "acc_stderr,none": 0.02,
+                            "acc_norm,none": 0.5, "acc_norm_stderr,none": "N/A",
+                            "exact_match,strict": 0.25, "exact_match_stderr,strict": 0.01}},
+    "n-samples": {"qs_task": {"original": 400, "effective": 200}},
+}
+
+
+def test_stderr_key():
+    assert stderr_key("acc,none") == "acc_stderr,none"
+    assert stderr_key("exact_match,strict") == "exact_match_stderr,strict"
+
+
+def test_extract_scores_keeps_order_and_stderr():
+    out = extract_scores(RESULTS, "qs_task", ["exact_match,strict", "acc,none", "acc_norm,none"])
+    assert list(out) == ["exact_match,strict", "acc,none", "acc_norm,none"]
+    assert out["acc,none"] == {"score": 0.75, "stderr": 0.02}
+    assert out["acc_norm,none"]["stderr"] is None  # lm-eval's "N/A"
+
+
+def test_missing_metric_lists_what_exists():
+    with pytest.raises(KeyError, match="acc,none"):
+        extract_scores(RESULTS, "qs_task", ["f1,none"])
+    with pytest.raises(KeyError, match="no task 'other'"):
+        extract_scores(RESULTS, "other", ["acc,none"])
+
+
+def test_sample_count_prefers_effective():
+    assert sample_count(RESULTS, "qs_task") == 200
+
+
+def _valid():
+    return {"format": EVAL_FORMAT, "model": "m", "scheme": "bf16", "task": "t", "suite": "s",
+            "metrics": {"acc,none": {"score": 0.5, "stderr": 0.1}}, "n_samples": 10}
+
+
+def test_read_eval_json_roundtrip(tmp_path):
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps(_valid()))
+    assert read_eval_json(p)["metrics"]["acc,none"]["score"] == 0.5
+
+
+@pytest.mark.parametrize("content", [
+    json.dumps(_valid())[:40],                       # truncated
+    "",                                               # empty
+    json.dumps({"results": {}}),                      # raw lm-eval file, not ours
+    json.dumps({**_valid(), "metrics": {"acc,none": {"score": "nan"}}}),
+])
+def test_read_eval_json_rejects_broken_files_naming_them(tmp_path, content):
+    p = tmp_path / "broken.json"
+    p.write_text(content)
+    with pytest.raises(EvalFileError, match="broken.json"):
+        read_eval_json(p)
