@@ -137,10 +137,61 @@ def _recipe_errors(config, model, scheme, recipe, model_cfg) -> list[str]:
     return errs
 
 
-def validate_config(config: dict, schema: dict, workdir: str | Path = ".") -> None:
-    """Raise ConfigError listing every problem, or return None when the config can run."""
+_TASK_DECL = re.compile(r"^(task|group|tag):[ \t]*(\S*)")
+
+
+def declared_task_names(directories) -> set[str]:
+    """Task, group and tag names declared by the lm-eval YAMLs under `directories`.
+
+    A text scan (no lm-eval import, so it runs in Snakemake's own env in well under a
+    second); handles `tag:` lists. Tasks registered only from Python are not seen.
+    """
+    names: set[str] = set()
+    for d in directories:
+        for y in Path(d).rglob("*.yaml"):
+            try:
+                lines = y.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+            for i, line in enumerate(lines):
+                m = _TASK_DECL.match(line)
+                if not m:
+                    continue
+                if m.group(2):
+                    names.add(m.group(2).strip("'\""))
+                    continue
+                for nxt in lines[i + 1:]:  # a YAML list under the key
+                    item = re.match(r"^\s+-\s+(\S+)\s*$", nxt)
+                    if not item:
+                        break
+                    names.add(item.group(1).strip("'\""))
+    return names
+
+
+def task_errors(config: dict, workdir: Path, lm_eval_tasks_dir: str | Path | None) -> list[str]:
+    """Every configured lm_eval_task must be declared locally or in lm-eval's own tasks.
+
+    Without lm-eval's tasks folder (no local serve env, e.g. under --sdm conda before the
+    env exists) a local typo cannot be told from a built-in task: nothing is checked.
+    """
+    if lm_eval_tasks_dir is None or not Path(lm_eval_tasks_dir).is_dir():
+        return []
+    include = config["evaluation"]["task_include_path"]
+    known = declared_task_names([workdir / include, Path(lm_eval_tasks_dir)])
+    return [f"config key 'tasks.{name}.lm_eval_task': unknown task '{spec['lm_eval_task']}' (declared "
+            f"neither under '{include}' nor in lm-eval's tasks)"
+            for name, spec in config["tasks"].items() if spec["lm_eval_task"] not in known]
+
+
+def validate_config(config: dict, schema: dict, workdir: str | Path = ".",
+                    lm_eval_tasks_dir: str | Path | None = None) -> None:
+    """Raise ConfigError listing every problem, or return None when the config can run.
+
+    lm_eval_tasks_dir: lm-eval's bundled tasks folder, to check task names against; None
+    where it cannot be located (e.g. before a conda env exists): only local tasks are checked.
+    """
     errs = schema_errors(config, schema)
     if not errs:  # cross-field checks assume the structure is sound
-        errs = semantic_errors(config, Path(workdir))
+        errs = semantic_errors(config, Path(workdir)) + task_errors(config, Path(workdir), lm_eval_tasks_dir)
     if errs:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(errs))

@@ -17,11 +17,43 @@ from quantstudy import paths
 from quantstudy.config import BASELINE, ConfigError, effective_recipe, validate_config
 
 
+USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+VENVS = Path(os.environ.get("QUANTSTUDY_VENVS", Path(workflow.basedir) / ".venv"))
+
+
+def env_python(env):
+    """Interpreter of a rule's env: the activated conda env under --sdm conda, else the
+    local venv built from the same envs/<env>.yaml by scripts/setup_envs.py."""
+    if USE_CONDA:
+        return "python"
+    py = VENVS / env / "bin" / "python"
+    if not py.exists():
+        raise WorkflowError(
+            f"local env '{env}' is missing ({py}); build it with `python3 scripts/setup_envs.py {env}` "
+            "or run with `--sdm conda`"
+        )
+    return str(py)
+
+
+# Exported, not params: moving the checkout or switching to conda must not look like a
+# parameter change. Every job (local or a cluster jobstep) re-parses this file.
+for _env in ("quantize", "serve", "analysis"):
+    os.environ[f"QS_PYTHON_{_env.upper()}"] = env_python(_env)
+
+
+def lm_eval_tasks_dir():
+    """lm-eval's bundled task YAMLs in the local serve env (None under conda)."""
+    if USE_CONDA:
+        return None
+    found = sorted(VENVS.glob("serve/lib/python*/site-packages/lm_eval/tasks"))
+    return found[0] if found else None
+
+
 # Fail on bad input before any job runs; every message names the key at fault.
 with open(Path(workflow.basedir) / "config/schema/config.schema.yaml") as _f:
     _SCHEMA = yaml.safe_load(_f)
 try:
-    validate_config(config, _SCHEMA, workdir=".")
+    validate_config(config, _SCHEMA, workdir=".", lm_eval_tasks_dir=lm_eval_tasks_dir())
 except ConfigError as e:
     raise WorkflowError(str(e))
 
@@ -42,27 +74,6 @@ wildcard_constraints:
     model="|".join(map(re.escape, MODELS)),
     scheme="|".join(map(re.escape, SCHEMES)),
     task="|".join(map(re.escape, TASKS)),
-
-
-def env_python(env):
-    """Interpreter of a rule's env: the activated conda env under --sdm conda, else the
-    local venv built from the same envs/<env>.yaml by scripts/setup_envs.py."""
-    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
-        return "python"
-    venvs = Path(os.environ.get("QUANTSTUDY_VENVS", Path(workflow.basedir) / ".venv"))
-    py = venvs / env / "bin" / "python"
-    if not py.exists():
-        raise WorkflowError(
-            f"local env '{env}' is missing ({py}); build it with `python3 scripts/setup_envs.py {env}` "
-            "or run with `--sdm conda`"
-        )
-    return str(py)
-
-
-# Exported, not params: moving the checkout or switching to conda must not look like a
-# parameter change. Every job (local or a cluster jobstep) re-parses this file.
-for _env in ("quantize", "serve", "analysis"):
-    os.environ[f"QS_PYTHON_{_env.upper()}"] = env_python(_env)
 
 
 def model_dir(model, scheme):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from quantstudy import atomic  # noqa: E402
+from quantstudy.checkpoint import CheckpointError, check_checkpoint  # noqa: E402
 from quantstudy.lmeval import EVAL_FORMAT, extract_scores, sample_count  # noqa: E402
 from quantstudy.runtime import offline_env, package_versions  # noqa: E402
 
@@ -109,6 +110,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     evaluation = json.loads(args.evaluation)
+    try:  # a damaged checkpoint is named here, not deep inside an engine start
+        check_checkpoint(args.model_dir, quantized=args.scheme != "bf16")
+    except CheckpointError as e:
+        log.error("%s", e)
+        return 1
     offline_env(evaluation.get("env"))
     evaluate(args.model_dir, args.model, args.scheme, args.task, json.loads(args.task_spec), evaluation,
              args.include_path, args.output, args.samples)

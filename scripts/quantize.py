@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from quantstudy import atomic  # noqa: E402
+from quantstudy.checkpoint import CheckpointError, check_checkpoint  # noqa: E402
 from quantstudy.recipes import modifier_specs, needs_calibration  # noqa: E402
 from quantstudy.runtime import offline_env, package_versions  # noqa: E402
 
@@ -113,6 +114,11 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        check_checkpoint(args.model_dir)
+    except CheckpointError as e:
+        log.error("%s", e)
+        return 1
     offline_env()
     quantize(args.model_dir, args.scheme, json.loads(args.recipe), args.calibration, args.output, args.threads)
     return 0

@@ -19,7 +19,9 @@ from quantstudy.workspace import ROOT, copy_workflow
 class Workflow:
     def __init__(self, workdir: Path):
         self.dir = workdir
-        self.env = {**os.environ, "QUANTSTUDY_VENVS": os.environ.get("QUANTSTUDY_VENVS", str(ROOT / ".venv"))}
+        self.env = {**os.environ, "QUANTSTUDY_VENVS": os.environ.get("QUANTSTUDY_VENVS", str(ROOT / ".venv")),
+                    # A secret that must never be written to results, logs or reports.
+                    "HF_TOKEN": "hf_quantstudyTestSecret0123456789"}
 
     def snakemake(self, *args, check=True, timeout=3600) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "snakemake", *args]
