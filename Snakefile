@@ -1,5 +1,6 @@
 # quantstudy: which quantization format to serve, and what it costs in accuracy.
-# base model -> quantize (per scheme) -> evaluate (per task) -> summary.
+# base model -> quantize (per scheme) -> evaluate (per task) -> summary;
+# generate (per scheme) -> similarity to bf16 (+ KL, flips) -> summary.
 # Config: config/config.yaml (embedded fixture study); see README for your own models.
 
 from snakemake.utils import min_version
@@ -7,12 +8,18 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The embedded default, unless the user names their own with --configfile (which then
+# replaces it rather than being merged over the fixture study).
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
 include: "rules/quantize.smk"
 include: "rules/evaluate.smk"
+include: "rules/generate.smk"
+include: "rules/similarity.smk"
 include: "rules/summary.smk"
 
 
@@ -21,3 +28,4 @@ rule all:
     input:
         SUMMARY_CSV,
         SUMMARY_MD,
+        similarity_outputs(),

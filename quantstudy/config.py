@@ -60,10 +60,12 @@ def linear_input_sizes(model_config: dict) -> dict[str, int]:
     }
 
 
-def _check_model_path(name: str, spec: dict, workdir: Path) -> list[str]:
+def _check_model_path(name: str, spec: dict, workdir: Path, hub_access: bool) -> list[str]:
     path = spec["path"]
     local = workdir / path
     key = f"models.{name}.path"
+    if hub_access and not local.exists() and _HUB_ID.match(path):
+        return []  # fetched by the job; reachability is checked before any job runs
     if local.is_dir():
         if not (local / "config.json").is_file():
             return [f"config key '{key}': directory '{path}' has no config.json (not a Hugging Face checkpoint)"]
@@ -82,12 +84,15 @@ def semantic_errors(config: dict, workdir: Path) -> list[str]:
         errs.append(f"config key 'schemes': {config['schemes']} lacks '{BASELINE}', the baseline of every "
                     "recovery figure")
     for name, spec in config["models"].items():
-        errs += _check_model_path(name, spec, workdir)
+        errs += _check_model_path(name, spec, workdir, bool(config.get("hub_access")))
     for name, spec in config.get("calibration_sets", {}).items():
-        if not (workdir / spec["path"]).is_file():
+        if "hub_dataset" in spec and not config.get("hub_access"):
+            errs.append(f"config key 'calibration_sets.{name}.hub_dataset': '{spec['hub_dataset']}' needs "
+                        "hub_access: true (jobs run offline otherwise); export it to JSONL and use 'path'")
+        elif "path" in spec and not (workdir / spec["path"]).is_file():
             errs.append(f"config key 'calibration_sets.{name}.path': file '{spec['path']}' does not exist")
     include = config["evaluation"]["task_include_path"]
-    if not (workdir / include).is_dir():
+    if include is not None and not (workdir / include).is_dir():
         errs.append(f"config key 'evaluation.task_include_path': directory '{include}' does not exist")
 
     for scheme in config["schemes"]:
@@ -177,9 +182,10 @@ def task_errors(config: dict, workdir: Path, lm_eval_tasks_dir: str | Path | Non
     if lm_eval_tasks_dir is None or not Path(lm_eval_tasks_dir).is_dir():
         return []
     include = config["evaluation"]["task_include_path"]
-    known = declared_task_names([workdir / include, Path(lm_eval_tasks_dir)])
+    dirs = [Path(lm_eval_tasks_dir)] + ([workdir / include] if include else [])
+    known = declared_task_names(dirs)
     return [f"config key 'tasks.{name}.lm_eval_task': unknown task '{spec['lm_eval_task']}' (declared "
-            f"neither under '{include}' nor in lm-eval's tasks)"
+            f"neither under '{include}' nor in lm-eval's tasks)" 
             for name, spec in config["tasks"].items() if spec["lm_eval_task"] not in known]
 
 

@@ -10,8 +10,13 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFL
 
 
 def offline_env(extra: dict | None = None) -> None:
-    """Jobs never reach the network: models, tokenizers and datasets come from local paths."""
-    os.environ.update(OFFLINE)
+    """Jobs never reach the network: models, tokenizers and datasets come from local paths.
+
+    Except with `hub_access: true` in config (cluster runs of hub models), which the
+    workflow passes down as QS_HUB_ACCESS=1.
+    """
+    if os.environ.get("QS_HUB_ACCESS") != "1":
+        os.environ.update(OFFLINE)
     os.environ.update(extra or {})
 
 

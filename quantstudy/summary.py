@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
+from pathlib import Path
 from collections import defaultdict
 
 from quantstudy.config import BASELINE
+from quantstudy.textsim import SIMILARITY_FORMAT
 
 SCHEME_ORDER = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]
 FIELDS = ["model", "scheme", "level", "suite", "task", "metric", "score", "stderr", "n",
@@ -103,6 +106,8 @@ def to_markdown(rows: list[dict]) -> str:
     out = ["# quantstudy summary", "",
            "Score ± standard error per scheme; recovery = score / bf16 score × 100. "
            "Suite rows average each task's primary metric; their recovery is the ratio of the averages.", ""]
+    sim_rows = [r for r in rows if r["level"] == SIMILARITY_LEVEL]
+    rows = [r for r in rows if r["level"] != SIMILARITY_LEVEL]
     for model in sorted({r["model"] for r in rows}):
         mrows = [r for r in rows if r["model"] == model]
         schemes = sorted({r["scheme"] for r in mrows}, key=_scheme_key)
@@ -125,4 +130,103 @@ def to_markdown(rows: list[dict]) -> str:
             shown_metric = "mean of primary metrics" if level == "suite" else f"`{metric}`"
             out.append(f"| {label} | {shown_metric} | " + " | ".join(row) + " |")
         out.append("")
+    if sim_rows:
+        out += similarity_markdown(sim_rows)
     return "\n".join(out)
+
+
+# ------------------------------------------------------------- similarity to bf16
+# Rows of level "similarity", one per (model, quantized scheme, measure): `score` is the
+# scheme-vs-bf16 value (0-1 similarities; KL in nats per token; flip rates as shares),
+# `stderr` its standard error, `n` prompts / answer tokens / task items. bf16's own row
+# would be 1 (0 for KL and flips) by construction, so it is left out, and the bf16_* and
+# recovery_pct columns stay empty.
+
+SIMILARITY_LEVEL = "similarity"
+SIMILARITY_METRICS = ["rouge1", "rougeL", "bleu", "chrf", "sts", "bertscore_f1", "exact_match"]
+SIMILARITY_LABELS = {
+    "rouge1": "ROUGE-1 F", "rougeL": "ROUGE-L F", "bleu": "BLEU / 100", "chrf": "chrF / 100",
+    "sts": "STS (embedding cosine)", "bertscore_f1": "BERTScore F1", "exact_match": "identical answers",
+    "kl_per_token": "KL(bf16 ‖ scheme), nats/token", "top1_agreement": "same top-1 next token",
+}
+
+
+def read_similarity_json(path) -> dict:
+    """Load a similarity JSON, checking it is complete; errors (ValueError) name the file."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: similarity result is missing") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON (truncated or corrupted?): {e}") from None
+    if not isinstance(data, dict) or data.get("format") != SIMILARITY_FORMAT:
+        raise ValueError(f"{path}: not a quantstudy similarity result")
+    for key in ("model", "scheme", "text", "kl", "flips"):
+        if key not in data:
+            raise ValueError(f"{path}: similarity result lacks {key!r}")
+    return data
+
+
+def similarity_rows(sims: list[dict], evals: list[dict] | None = None) -> list[dict]:
+    """Summary rows from similarity JSONs (scripts/similarity.py), quantized schemes only."""
+    suite_of = {e["task"]: e["suite"] for e in evals or []}
+    rows = []
+
+    def add(s, suite, task, metric, score, stderr, n):
+        rows.append({"model": s["model"], "scheme": s["scheme"], "level": SIMILARITY_LEVEL, "suite": suite,
+                     "task": task, "metric": metric, "score": score, "stderr": stderr, "n": n,
+                     "bf16_score": None, "bf16_stderr": None, "recovery_pct": None})
+
+    for s in sorted(sims, key=lambda s: (s["model"], _scheme_key(s["scheme"]))):
+        if s["scheme"] == BASELINE:
+            continue
+        prompts = s.get("prompt_set") or "generations"
+        for m in SIMILARITY_METRICS:
+            v = s["text"][m]
+            add(s, SIMILARITY_LEVEL, prompts, m, v["mean"], v["stderr"], v["n"])
+        kl = s["kl"]
+        add(s, SIMILARITY_LEVEL, prompts, "kl_per_token", kl["mean_per_token"], kl["stderr"], kl["n_tokens"])
+        add(s, SIMILARITY_LEVEL, prompts, "top1_agreement", kl["top1_agreement"], None, kl["n_tokens"])
+        for task, f in s.get("flips", {}).items():
+            if "skipped" in f:
+                continue
+            suite = suite_of.get(task, "")
+            add(s, suite, task, f"flip_rate({f['metric']})", f["flip_rate"], f["flip_rate_stderr"], f["n"])
+            add(s, suite, task, f"correct_to_wrong_rate({f['metric']})", f["correct_to_wrong_rate"],
+                f.get("correct_to_wrong_rate_stderr"), f["n"])
+            add(s, suite, task, f"wrong_to_correct_rate({f['metric']})", f["wrong_to_correct_rate"],
+                f.get("wrong_to_correct_rate_stderr"), f["n"])
+        pooled = s.get("flips_all_tasks")
+        if pooled:
+            add(s, SIMILARITY_LEVEL, "all_tasks", "flip_rate", pooled["flip_rate"], pooled["flip_rate_stderr"],
+                pooled["n"])
+    return rows
+
+
+def similarity_markdown(rows: list[dict]) -> list[str]:
+    out = []
+    for model in sorted({r["model"] for r in rows}):
+        mrows = [r for r in rows if r["model"] == model]
+        schemes = sorted({r["scheme"] for r in mrows}, key=_scheme_key)
+        cells = {(r["task"], r["metric"], r["scheme"]): r for r in mrows}
+        lines = list(dict.fromkeys((r["task"], r["metric"]) for r in mrows))
+        out += [f"## {model}: drift from bf16", "",
+                "Each scheme's greedy answers compared with bf16's to the same prompts (mean ± standard error "
+                "over prompts; 1 = identical to bf16), the mean per-token KL divergence of its next-token "
+                "distribution from bf16's (teacher-forced on bf16's answers; 0 = identical), and the share "
+                "of task items whose correctness flips relative to bf16 (correct→wrong / wrong→correct). "
+                "bf16 against itself is 1 (0 for KL and flips) by construction.", "",
+                "| on | measure | " + " | ".join(schemes) + " |", "|---|---|" + "---|" * len(schemes)]
+        for task, metric in lines:
+            row = []
+            for s in schemes:
+                r = cells.get((task, metric, s))
+                if r is None or r["score"] is None:
+                    row.append("—")
+                    continue
+                fmt = (lambda x: f"{x:.3g}") if metric == "kl_per_token" else _fmt  # KL is often ~1e-5
+                row.append(fmt(r["score"]) + (f" ± {fmt(r['stderr'])}" if r["stderr"] is not None else ""))
+            label = SIMILARITY_LABELS.get(metric, f"`{metric}`")
+            out.append(f"| {task} | {label} | " + " | ".join(row) + " |")
+        out.append("")
+    return out

@@ -15,6 +15,9 @@ sys.path.insert(0, workflow.basedir)
 
 from quantstudy import paths
 from quantstudy.config import BASELINE, ConfigError, effective_recipe, validate_config
+from quantstudy.hub import hub_models, preflight as hub_preflight
+from quantstudy.resources import job_resources, model_gpus, tensor_parallel_size
+from quantstudy.textsim import config_errors as textsim_config_errors
 
 
 USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
@@ -56,6 +59,10 @@ try:
     validate_config(config, _SCHEMA, workdir=".", lm_eval_tasks_dir=lm_eval_tasks_dir())
 except ConfigError as e:
     raise WorkflowError(str(e))
+# Text-similarity stage: prompt files are read and checked here too (file and line named).
+_SIM_ERRORS = textsim_config_errors(config, workdir=".")
+if _SIM_ERRORS:
+    raise WorkflowError("invalid config:\n  - " + "\n  - ".join(_SIM_ERRORS))
 
 
 QUANTIZED_MODEL = paths.QUANTIZED_MODEL
@@ -63,11 +70,31 @@ EVAL_JSON = paths.EVAL_JSON
 EVAL_SAMPLES = paths.EVAL_SAMPLES
 SUMMARY_CSV = paths.SUMMARY_CSV
 SUMMARY_MD = paths.SUMMARY_MD
+GENERATIONS = paths.GENERATIONS
+GENERATION_LOGPROBS = paths.GENERATION_LOGPROBS
+GENERATION_META = paths.GENERATION_META
+SIMILARITY_JSON = paths.SIMILARITY_JSON
 
 MODELS = list(config["models"])
+HUB_MODELS = hub_models(config) if config.get("hub_access") else {}
+if config.get("hub_access"):
+    os.environ.update(QS_HUB_ACCESS="1")  # jobs may download models/datasets (cluster runs)
+
+
+onstart:
+    # Real runs only (not dry runs): a host that cannot reach the hub stops here, before
+    # any job, naming each hub model, instead of hanging in a download.
+    if HUB_MODELS:
+        _msg = hub_preflight(config)
+        if _msg:
+            raise WorkflowError(_msg)
+
+
 SCHEMES = list(config["schemes"])
 QUANTIZED = [s for s in SCHEMES if s != BASELINE]
 TASKS = list(config["tasks"])
+# Optional stage: text similarity to bf16 (+ KL, flips) when config has `similarity:`.
+SIMILARITY = config.get("similarity")
 
 
 wildcard_constraints:
@@ -87,10 +114,96 @@ def recipe(model, scheme):
     return effective_recipe(config, model, scheme)
 
 
-def calibration_file(model, scheme):
+def calibration_set(model, scheme):
     cal = recipe(model, scheme).get("calibration")
-    return config["calibration_sets"][cal["set"]]["path"] if cal else None
+    return config["calibration_sets"][cal["set"]] if cal else {}
+
+
+def calibration_file(model, scheme):
+    """The local calibration file (an input), or None (no calibration, or a hub dataset)."""
+    return calibration_set(model, scheme).get("path")
+
+
+def calibration_args(model, scheme):
+    spec = calibration_set(model, scheme)
+    if "path" in spec:
+        return f"--calibration {shlex.quote(spec['path'])}"
+    if "hub_dataset" in spec:
+        return (
+            f"--calibration-hub {shlex.quote(spec['hub_dataset'])}"
+            f" --calibration-split {shlex.quote(spec.get('split', 'train'))}"
+            f" --messages-field {shlex.quote(spec.get('messages_field', 'messages'))}"
+        )
+    return ""
 
 
 def res(rule, key, default):
     return config.get("resources", {}).get(rule, {}).get(key, default)
+
+
+def job_res(rule, model, attempt=1):
+    """GPUs, memory, runtime and threads of one job: they grow with the model (its
+    `gpus`) and with each retry (quantstudy/resources.py)."""
+    return job_resources(config, rule, model, attempt)
+
+
+def base_model_input(model):
+    """The base checkpoint as a file input, or nothing for a hub id (fetched by the job)."""
+    path = config["models"][model]["path"]
+    return [] if model in HUB_MODELS else path
+
+
+def checkpoint_input(model, scheme):
+    return base_model_input(model) if scheme == BASELINE else model_dir(model, scheme)
+
+
+def engine_args(model):
+    """vLLM engine args for a model: config's, sharded over the model's GPUs."""
+    engine = dict(config["evaluation"].get("engine", {}))
+    if model_gpus(config, model) > 0:
+        engine["tensor_parallel_size"] = tensor_parallel_size(config, model)
+    return engine
+
+
+def local_task_files():
+    """Local task YAMLs and their data: editing them reruns the evaluations."""
+    folder = config["evaluation"].get("task_include_path")
+    return sorted(str(p) for p in Path(folder).rglob("*") if p.is_file()) if folder else []
+
+
+def evaluation_settings(model):
+    return json.dumps({**config["evaluation"], "engine": engine_args(model)}, sort_keys=True)
+
+
+def prompt_file():
+    return config["prompt_sets"][SIMILARITY["prompt_set"]]["path"]
+
+
+def similarity_outputs():
+    """Every similarity JSON of the study ([] without a `similarity:` block)."""
+    return expand(SIMILARITY_JSON, model=MODELS, scheme=SCHEMES) if SIMILARITY else []
+
+
+def generation_settings(model):
+    """What a generate job depends on: a change reruns it (and only it, downstream)."""
+    ev = config["evaluation"]
+    return {
+        "max_tokens": SIMILARITY["max_tokens"],
+        "logprobs_top_k": SIMILARITY["logprobs_top_k"],
+        "seed": ev.get("seed", 0),
+        "engine": engine_args(model),
+        "env": ev.get("env", {}),
+    }
+
+
+def bf16_generations(w):
+    """bf16's generations, which every other scheme is teacher-forced over."""
+    return [] if w.scheme == BASELINE else GENERATIONS.format(model=w.model, scheme=BASELINE)
+
+
+def flip_args(w, input):
+    """--flips TASK METRIC BF16_SAMPLES SAMPLES for every task (primary metric)."""
+    return " ".join(
+        "--flips " + " ".join(shlex.quote(x) for x in (task, config["tasks"][task]["metrics"][0], ref, own))
+        for task, ref, own in zip(TASKS, input.reference_samples, input.samples)
+    )

@@ -4,32 +4,34 @@
 rule evaluate:
     input:
         script="scripts/evaluate.py",
-        model=lambda w: model_dir(w.model, w.scheme),
+        model=lambda w: checkpoint_input(w.model, w.scheme),
         # Task YAMLs and their data: editing them reruns the evaluations.
-        tasks=sorted(
-            str(p)
-            for p in Path(config["evaluation"]["task_include_path"]).rglob("*")
-            if p.is_file()
-        ),
+        tasks=local_task_files(),
     output:
         json=EVAL_JSON,
         samples=EVAL_SAMPLES,
     params:
         task_spec=lambda w: json.dumps(config["tasks"][w.task], sort_keys=True),
-        evaluation=json.dumps(config["evaluation"], sort_keys=True),
-        include_path=lambda w: config["evaluation"]["task_include_path"],
+        model_dir=lambda w: model_dir(w.model, w.scheme),
+        evaluation=lambda w: evaluation_settings(w.model),
+        include_path=lambda w: (
+            f"--include-path {shlex.quote(config['evaluation']['task_include_path'])}"
+            if config["evaluation"].get("task_include_path")
+            else ""
+        ),
     log:
         "results/logs/evaluate/{model}/{scheme}/{task}.log",
     benchmark:
         "results/benchmarks/evaluate/{model}/{scheme}/{task}.tsv"
     conda:
         "../envs/serve.yaml"
-    threads: res("evaluate", "threads", 2)
+    threads: lambda w: job_res("evaluate", w.model)["threads"]
     resources:
-        mem_mb=res("evaluate", "mem_mb", 6000),
-        runtime=res("evaluate", "runtime", 60),
+        gpu=lambda w: job_res("evaluate", w.model)["gpu"],
+        mem_mb=lambda w, attempt: job_res("evaluate", w.model, attempt)["mem_mb"],
+        runtime=lambda w, attempt: job_res("evaluate", w.model, attempt)["runtime"],
     shell:
-        "$QS_PYTHON_SERVE {input.script:q} --model-dir {input.model:q} --model {wildcards.model:q}"
+        "$QS_PYTHON_SERVE {input.script:q} --model-dir {params.model_dir:q} --model {wildcards.model:q}"
         " --scheme {wildcards.scheme:q} --task {wildcards.task:q} --task-spec {params.task_spec:q}"
-        " --evaluation {params.evaluation:q} --include-path {params.include_path:q}"
+        " --evaluation {params.evaluation:q} {params.include_path}"
         " --output {output.json:q} --samples {output.samples:q} > {log:q} 2>&1"

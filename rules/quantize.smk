@@ -5,29 +5,29 @@
 rule quantize:
     input:
         script="scripts/quantize.py",
-        model=lambda w: config["models"][w.model]["path"],
+        model=lambda w: base_model_input(w.model),
         calibration=lambda w: calibration_file(w.model, w.scheme) or [],
     output:
         directory(QUANTIZED_MODEL),
     wildcard_constraints:
         scheme="|".join(map(re.escape, QUANTIZED)),
     params:
+        base=lambda w: config["models"][w.model]["path"],
         # The whole effective recipe: editing one scheme's recipe reruns that branch only.
         recipe=lambda w: json.dumps(recipe(w.model, w.scheme), sort_keys=True),
-        calibration=lambda w, input: (
-            f"--calibration {shlex.quote(input.calibration)}" if input.calibration else ""
-        ),
+        calibration=lambda w: calibration_args(w.model, w.scheme),
     log:
         "results/logs/quantize/{model}/{scheme}.log",
     benchmark:
         "results/benchmarks/quantize/{model}/{scheme}.tsv"
     conda:
         "../envs/quantize.yaml"
-    threads: res("quantize", "threads", 2)
+    threads: lambda w: job_res("quantize", w.model)["threads"]
     resources:
-        mem_mb=res("quantize", "mem_mb", 4000),
-        runtime=res("quantize", "runtime", 60),
+        gpu=lambda w: job_res("quantize", w.model)["gpu"],
+        mem_mb=lambda w, attempt: job_res("quantize", w.model, attempt)["mem_mb"],
+        runtime=lambda w, attempt: job_res("quantize", w.model, attempt)["runtime"],
     shell:
-        "$QS_PYTHON_QUANTIZE {input.script:q} --model-dir {input.model:q} --scheme {wildcards.scheme:q}"
+        "$QS_PYTHON_QUANTIZE {input.script:q} --model-dir {params.base:q} --scheme {wildcards.scheme:q}"
         " --recipe {params.recipe:q} {params.calibration} --output {output:q} --threads {threads}"
         " > {log:q} 2>&1"

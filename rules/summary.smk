@@ -1,4 +1,5 @@
-# Eval JSONs -> summary.csv / summary.md (scores, stderrs, recovery vs bf16, suites).
+# Eval JSONs -> summary.csv / summary.md (scores, stderrs, recovery vs bf16, suites),
+# + similarity JSONs (text drift, KL, flips vs bf16) when the stage is configured.
 
 
 localrules:
@@ -8,6 +9,7 @@ localrules:
 rule summary:
     input:
         evals=expand(EVAL_JSON, model=MODELS, scheme=SCHEMES, task=TASKS),
+        similarity=similarity_outputs(),
         script="scripts/summarize.py",
     output:
         csv=SUMMARY_CSV,
@@ -24,4 +26,5 @@ rule summary:
         runtime=10,
     shell:
         "$QS_PYTHON_ANALYSIS {input.script:q} {input.evals:q} --csv {output.csv:q} --md {output.md:q}"
+        " --similarity {input.similarity:q}"
         " > {log:q} 2>&1"

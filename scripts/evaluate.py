@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -61,7 +62,7 @@ def evaluate(model_dir, model, scheme, task, spec, evaluation, include_path, out
         fewshot_as_multiturn=s["fewshot_as_multiturn"],
         gen_kwargs=s["gen_kwargs"],
         log_samples=True,
-        task_manager=TaskManager(include_path=include_path),
+        task_manager=TaskManager(include_path=include_path) if include_path else TaskManager(),
         random_seed=s["seed"], numpy_random_seed=s["seed"], torch_random_seed=s["seed"],
         fewshot_random_seed=s["seed"],
     )
@@ -104,14 +105,15 @@ def main(argv=None) -> int:
     ap.add_argument("--task", required=True, help="task name (config key)")
     ap.add_argument("--task-spec", required=True, help="the task's config entry as JSON")
     ap.add_argument("--evaluation", default="{}", help="the config's evaluation block as JSON")
-    ap.add_argument("--include-path", required=True, help="folder of local lm-eval task YAMLs")
+    ap.add_argument("--include-path", help="folder of local lm-eval task YAMLs")
     ap.add_argument("--output", required=True, help="eval JSON (written atomically)")
     ap.add_argument("--samples", required=True, help="per-item samples JSONL (written atomically)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     evaluation = json.loads(args.evaluation)
     try:  # a damaged checkpoint is named here, not deep inside an engine start
-        check_checkpoint(args.model_dir, quantized=args.scheme != "bf16")
+        if Path(args.model_dir).exists() or not os.environ.get("QS_HUB_ACCESS"):  # else a hub id
+            check_checkpoint(args.model_dir, quantized=args.scheme != "bf16")
     except CheckpointError as e:
         log.error("%s", e)
         return 1

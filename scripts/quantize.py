@@ -52,6 +52,18 @@ def load_calibration_texts(path: str, tokenizer, num_samples: int, seed: int, ch
     return ["\n".join(turn["content"] for turn in m) for m in chats]
 
 
+def load_hub_calibration_texts(dataset_id: str, split: str, field: str, tokenizer, num_samples: int,
+                               seed: int, chat_template: bool) -> list[str]:
+    """Chats from a hub dataset (only with hub_access: cluster runs)."""
+    from datasets import load_dataset
+
+    ds = load_dataset(dataset_id, split=split).shuffle(seed=seed).select(range(num_samples))
+    chats = [row[field] for row in ds]
+    if chat_template:
+        return [tokenizer.apply_chat_template(m, tokenize=False) for m in chats]
+    return ["\n".join(turn["content"] for turn in m) for m in chats]
+
+
 def build_modifiers(recipe: dict):
     from llmcompressor.modifiers.gptq import GPTQModifier
     from llmcompressor.modifiers.quantization import QuantizationModifier
@@ -62,7 +74,8 @@ def build_modifiers(recipe: dict):
     return [classes[name](**kwargs) for name, kwargs in modifier_specs(recipe)]
 
 
-def quantize(model_dir: str, scheme: str, recipe: dict, calibration: str | None, output: str, threads: int) -> dict:
+def quantize(model_dir: str, scheme: str, recipe: dict, calibration: str | None, output: str, threads: int,
+             hub: tuple[str, str, str] | None = None) -> dict:
     import torch
     from datasets import Dataset
     from llmcompressor import oneshot
@@ -75,10 +88,16 @@ def quantize(model_dir: str, scheme: str, recipe: dict, calibration: str | None,
     kwargs = {}
     if needs_calibration(recipe):
         cal = recipe["calibration"]
-        if calibration is None:
-            raise SystemExit(f"scheme {scheme}: the recipe needs calibration data, but no --calibration file was given")
-        texts = load_calibration_texts(calibration, tokenizer, cal["num_samples"], cal.get("seed", 0),
-                                       cal.get("chat_template", True))
+        if calibration is not None:
+            texts = load_calibration_texts(calibration, tokenizer, cal["num_samples"], cal.get("seed", 0),
+                                           cal.get("chat_template", True))
+        elif hub is not None:
+            texts = load_hub_calibration_texts(*hub, tokenizer, cal["num_samples"], cal.get("seed", 0),
+                                               cal.get("chat_template", True))
+            calibration = f"hub:{hub[0]}[{hub[1]}]"
+        else:
+            raise SystemExit(f"scheme {scheme}: the recipe needs calibration data: give --calibration "
+                             "or --calibration-hub")
         kwargs = dict(dataset=Dataset.from_dict({"text": texts}), num_calibration_samples=len(texts),
                       max_seq_length=cal["max_seq_length"])
         log.info("calibration: %d samples from %s, max_seq_length %d", len(texts), calibration, cal["max_seq_length"])
@@ -110,17 +129,22 @@ def main(argv=None) -> int:
     ap.add_argument("--scheme", required=True, help="scheme name, e.g. w4a16-int")
     ap.add_argument("--recipe", required=True, help="recipe as JSON (the config's recipes.<scheme>, merged)")
     ap.add_argument("--calibration", help="calibration JSONL ({'messages': [...]} per line)")
+    ap.add_argument("--calibration-hub", help="hub dataset id instead of a file (needs hub access)")
+    ap.add_argument("--calibration-split", default="train")
+    ap.add_argument("--messages-field", default="messages")
     ap.add_argument("--output", required=True, help="output checkpoint directory (written atomically)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        check_checkpoint(args.model_dir)
+        if Path(args.model_dir).exists() or not os.environ.get("QS_HUB_ACCESS"):
+            check_checkpoint(args.model_dir)
     except CheckpointError as e:
         log.error("%s", e)
         return 1
     offline_env()
-    quantize(args.model_dir, args.scheme, json.loads(args.recipe), args.calibration, args.output, args.threads)
+    hub = (args.calibration_hub, args.calibration_split, args.messages_field) if args.calibration_hub else None
+    quantize(args.model_dir, args.scheme, json.loads(args.recipe), args.calibration, args.output, args.threads, hub)
     return 0
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from quantstudy import atomic  # noqa: E402
 from quantstudy.lmeval import EvalFileError, read_eval_json  # noqa: E402
-from quantstudy.summary import build_rows, to_csv, to_markdown  # noqa: E402
+from quantstudy.summary import build_rows, read_similarity_json, similarity_rows, to_csv, to_markdown  # noqa: E402
 
 log = logging.getLogger("summarize")
 
@@ -24,6 +24,8 @@ def main(argv=None) -> int:
     ap.add_argument("evals", nargs="+", help="eval JSON files written by scripts/evaluate.py")
     ap.add_argument("--csv", required=True)
     ap.add_argument("--md", required=True)
+    ap.add_argument("--similarity", nargs="*", default=[],
+                    help="similarity JSON files written by scripts/similarity.py (optional)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -31,10 +33,15 @@ def main(argv=None) -> int:
     except EvalFileError as e:  # a corrupt or truncated file is never summarized as a score
         log.error("%s", e)
         return 1
-    rows = build_rows(evals)
+    try:
+        sims = [read_similarity_json(p) for p in args.similarity]
+    except ValueError as e:
+        log.error("%s", e)
+        return 1
+    rows = build_rows(evals) + similarity_rows(sims, evals)
     atomic.write_text(args.md, to_markdown(rows))
     atomic.write_text(args.csv, to_csv(rows))
-    log.info("%d rows from %d eval files", len(rows), len(evals))
+    log.info("%d rows from %d eval files and %d similarity files", len(rows), len(evals), len(sims))
     return 0
 
 

@@ -104,7 +104,7 @@ def test_recipe_change_reruns_only_that_branch(study):
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
     plan = planned_jobs(study.snakemake("-n"))
-    assert plan == {"quantize": 1, "evaluate": 2, "summary": 1, "all": 1}, plan
+    assert plan == {"quantize": 1, "evaluate": 2, "generate": 1, "similarity": 1, "summary": 1, "all": 1}, plan
 
     study.snakemake("--cores", "2")
     for p, mtime in before.items():

@@ -1,0 +1,82 @@
+"""Prompt sets for the text-similarity stage: JSONL files of {"id": ..., "prompt": ...}.
+
+Stdlib only: the same checks run when Snakemake parses the config (so a missing, empty or
+malformed file fails before any engine starts, naming the file and line) and in the
+generate step that reads the prompts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+MAX_REPORTED = 10  # problems listed per file; the rest are counted
+
+
+class PromptFileError(ValueError):
+    """A prompt file that cannot be used; the message names the file (and line)."""
+
+
+def prompt_file_problems(path: str | Path) -> list[str]:
+    """Every problem of a prompt file, each as 'FILE[:LINE]: what is wrong'; [] if usable.
+
+    Format: one JSON object per line with a non-empty string "id" (unique in the file)
+    and a non-empty string "prompt" (the user turn); other keys are allowed and ignored.
+    Blank lines are skipped; a file with no prompt at all is an error.
+    """
+    path = Path(path)
+    if not path.exists():
+        return [f"{path}: prompt file does not exist"]
+    if not path.is_file():
+        return [f"{path}: not a file"]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        return [f"{path}: not UTF-8 text ({e})"]
+    except OSError as e:
+        return [f"{path}: cannot be read ({e})"]
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    count = 0
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            row = json.loads(line)
+        except ValueError as e:
+            problems.append(f"{where}: not valid JSON ({e.msg})")
+            continue
+        if not isinstance(row, dict):
+            problems.append(f"{where}: expected a JSON object with 'id' and 'prompt', got {type(row).__name__}")
+            continue
+        count += 1
+        pid = row.get("id")
+        if not isinstance(pid, str) or not pid.strip():
+            problems.append(f"{where}: 'id' must be a non-empty string, got {pid!r}")
+        elif pid in seen:
+            problems.append(f"{where}: duplicate id {pid!r} (first on line {seen[pid]})")
+        else:
+            seen[pid] = lineno
+        prompt = row.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            shown = prompt if not isinstance(prompt, str) or len(prompt) < 40 else prompt[:40] + "..."
+            problems.append(f"{where}: 'prompt' must be a non-empty string, got {shown!r}")
+    if count == 0 and not problems:
+        problems.append(f"{path}: prompt file is empty (no JSON lines)")
+    if len(problems) > MAX_REPORTED:
+        problems = problems[:MAX_REPORTED] + [f"{path}: ... and {len(problems) - MAX_REPORTED} more problems"]
+    return problems
+
+
+def load_prompts(path: str | Path) -> list[dict]:
+    """[{"id", "prompt"}] in file order; raise PromptFileError listing the problems."""
+    problems = prompt_file_problems(path)
+    if problems:
+        raise PromptFileError("\n".join(problems))
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            rows.append({"id": row["id"], "prompt": row["prompt"]})
+    return rows

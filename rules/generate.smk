@@ -1,0 +1,39 @@
+# Greedy answers of each (model, scheme) to the configured prompt set, through vLLM with the
+# chat template, and in the same engine start the teacher-forced top-k logprobs over bf16's
+# answers (for the KL divergence). Every scheme but bf16 waits for bf16's answers.
+
+
+if SIMILARITY:
+
+    rule generate:
+        input:
+            script="scripts/generate.py",
+            model=lambda w: checkpoint_input(w.model, w.scheme),
+            prompts=lambda w: prompt_file(),
+            reference=bf16_generations,
+        output:
+            generations=GENERATIONS,
+            logprobs=GENERATION_LOGPROBS,
+            meta=GENERATION_META,
+        params:
+            model_dir=lambda w: model_dir(w.model, w.scheme),
+            settings=lambda w: json.dumps(generation_settings(w.model), sort_keys=True),
+            reference=lambda w, input: (
+                f"--reference {shlex.quote(input.reference)}" if input.reference else ""
+            ),
+        log:
+            "results/logs/generate/{model}/{scheme}.log",
+        benchmark:
+            "results/benchmarks/generate/{model}/{scheme}.tsv"
+        conda:
+            "../envs/serve.yaml"
+        threads: lambda w: job_res("generate", w.model)["threads"]
+        resources:
+            gpu=lambda w: job_res("generate", w.model)["gpu"],
+            mem_mb=lambda w, attempt: job_res("generate", w.model, attempt)["mem_mb"],
+            runtime=lambda w, attempt: job_res("generate", w.model, attempt)["runtime"],
+        shell:
+            "$QS_PYTHON_SERVE {input.script:q} --model-dir {params.model_dir:q} --model {wildcards.model:q}"
+            " --scheme {wildcards.scheme:q} --prompts {input.prompts:q} {params.reference}"
+            " --settings {params.settings:q} --output {output.generations:q}"
+            " --logprobs {output.logprobs:q} --meta {output.meta:q} > {log:q} 2>&1"
