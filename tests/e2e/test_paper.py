@@ -1,0 +1,49 @@
+"""The paper's grid plans on a laptop (dry run through the slurm profile) and fails fast,
+naming each hub model, when really run where the hub is unreachable."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import yaml
+
+from quantstudy.workspace import copy_workflow
+
+from .conftest import Workflow
+from .test_study import planned_jobs
+
+
+@pytest.fixture(scope="module")
+def paper(tmp_path_factory) -> Workflow:
+    return Workflow(copy_workflow(tmp_path_factory.mktemp("paper")))
+
+
+def test_paper_grid_dry_run_through_slurm_profile(paper):
+    cfg = yaml.safe_load(paper.path("config/paper.yaml").read_text())
+    started = time.time()
+    p = paper.snakemake("--profile", "slurm", "--configfile", "config/paper.yaml", "-n")
+    elapsed = time.time() - started
+    plan = planned_jobs(p)
+    n_models, n_schemes, n_tasks = len(cfg["models"]), len(cfg["schemes"]), len(cfg["tasks"])
+    assert plan["quantize"] == n_models * (n_schemes - 1)
+    assert plan["evaluate"] == n_models * n_schemes * n_tasks
+    out = p.stdout + p.stderr
+    # GPU jobs ask for the model's GPUs: 8 to quantize 405B, 1 for 8B.
+    q405 = re.search(r"rule quantize:\n(?:.*\n)*?.*wildcards: model=llama-3.1-405b-instruct.*\n(?:.*\n)*?.*resources: (.*)", out)
+    assert q405 and "gpu=8" in q405.group(1), out[:3000]
+    q8 = re.search(r"rule quantize:\n(?:.*\n)*?.*wildcards: model=llama-3.1-8b-instruct.*\n(?:.*\n)*?.*resources: (.*)", out)
+    assert q8 and "gpu=1" in q8.group(1)
+    print(f"paper grid dry run: {sum(plan.values())} jobs in {elapsed:.1f} s")
+
+
+def test_paper_run_without_network_fails_fast_naming_models(paper):
+    started = time.time()
+    p = paper.snakemake("--cores", "1", "--configfile", "config/paper.yaml", check=False, timeout=300)
+    out = p.stdout + p.stderr
+    assert p.returncode != 0
+    assert "unreachable" in out and "models.llama-3.1-405b-instruct.path" in out
+    assert "meta-llama/Llama-3.1-8B-Instruct" in out
+    assert time.time() - started < 120
+    assert not paper.path("results/models").exists()
