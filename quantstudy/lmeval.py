@@ -6,9 +6,10 @@ the standard error of "acc,none" is "acc_stderr,none".
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
+
+from quantstudy.results import read_result
 
 EVAL_FORMAT = "quantstudy.eval/1"
 
@@ -55,18 +56,8 @@ def sample_count(results: dict, lm_eval_task: str) -> int | None:
 
 def read_eval_json(path: str | Path) -> dict:
     """Load an eval JSON, checking it is complete; errors name the file."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise EvalFileError(f"{path}: eval result is missing") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise EvalFileError(f"{path}: not valid JSON (truncated or corrupted?): {e}") from None
-    if not isinstance(data, dict) or data.get("format") != EVAL_FORMAT:
-        raise EvalFileError(f"{path}: not a quantstudy eval result (expected format {EVAL_FORMAT!r})")
-    for key in ("model", "scheme", "task", "suite", "metrics", "n_samples"):
-        if key not in data:
-            raise EvalFileError(f"{path}: eval result lacks {key!r}")
+    data = read_result(path, EVAL_FORMAT, ("model", "scheme", "task", "suite", "metrics", "n_samples"),
+                       "eval", EvalFileError)
     if not data["metrics"]:
         raise EvalFileError(f"{path}: eval result has no metrics")
     for m, v in data["metrics"].items():

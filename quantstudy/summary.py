@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
-from pathlib import Path
 from collections import defaultdict
 
 from quantstudy.config import BASELINE
+from quantstudy.results import read_result
 from quantstudy.textsim import SIMILARITY_FORMAT
 
 SCHEME_ORDER = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]
@@ -153,18 +152,7 @@ SIMILARITY_LABELS = {
 
 def read_similarity_json(path) -> dict:
     """Load a similarity JSON, checking it is complete; errors (ValueError) name the file."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{path}: similarity result is missing") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON (truncated or corrupted?): {e}") from None
-    if not isinstance(data, dict) or data.get("format") != SIMILARITY_FORMAT:
-        raise ValueError(f"{path}: not a quantstudy similarity result")
-    for key in ("model", "scheme", "text", "kl", "flips"):
-        if key not in data:
-            raise ValueError(f"{path}: similarity result lacks {key!r}")
-    return data
+    return read_result(path, SIMILARITY_FORMAT, ("model", "scheme", "text", "kl", "flips"), "similarity")
 
 
 def similarity_rows(sims: list[dict], evals: list[dict] | None = None) -> list[dict]:

@@ -14,6 +14,8 @@ rule summary:
     output:
         csv=SUMMARY_CSV,
         md=SUMMARY_MD,
+    params:
+        skipped=json.dumps(config.get("skipped_tasks", {}), sort_keys=True),
     log:
         "results/logs/summary.log",
     benchmark:
@@ -26,5 +28,5 @@ rule summary:
         runtime=10,
     shell:
         "$QS_PYTHON_ANALYSIS {input.script:q} {input.evals:q} --csv {output.csv:q} --md {output.md:q}"
-        " --similarity {input.similarity:q}"
+        " --similarity {input.similarity:q} --skipped {params.skipped:q}"
         " > {log:q} 2>&1"

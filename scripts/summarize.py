@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ def main(argv=None) -> int:
     ap.add_argument("evals", nargs="+", help="eval JSON files written by scripts/evaluate.py")
     ap.add_argument("--csv", required=True)
     ap.add_argument("--md", required=True)
+    ap.add_argument("--skipped", default="{}", help="JSON {task: reason} of tasks declared but not run")
     ap.add_argument("--similarity", nargs="*", default=[],
                     help="similarity JSON files written by scripts/similarity.py (optional)")
     args = ap.parse_args(argv)
@@ -39,7 +41,12 @@ def main(argv=None) -> int:
         log.error("%s", e)
         return 1
     rows = build_rows(evals) + similarity_rows(sims, evals)
-    atomic.write_text(args.md, to_markdown(rows))
+    md = to_markdown(rows)
+    skipped = json.loads(args.skipped)
+    if skipped:  # declared, not silently dropped
+        md += "\n## Tasks not run\n\n| task | reason |\n|---|---|\n"
+        md += "".join(f"| {t} | {why} |\n" for t, why in sorted(skipped.items()))
+    atomic.write_text(args.md, md)
     atomic.write_text(args.csv, to_csv(rows))
     log.info("%d rows from %d eval files and %d similarity files", len(rows), len(evals), len(sims))
     return 0
