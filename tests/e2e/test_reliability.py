@@ -79,7 +79,8 @@ def test_paths_with_spaces_quotes_and_semicolons_cannot_inject(fresh):
     shutil.copytree(fresh.path("fixtures/tiny-llama"), fresh.path(odd))
     cfg = yaml.safe_load(fresh.path("config/config.yaml").read_text())
     cfg["models"]["tiny-llama"]["path"] = odd
-    fresh.snakemake("--cores", "2", "--configfile", dump(fresh, "odd", cfg), "results/models/tiny-llama/w8a8-fp")
+    # Targets before --configfile: it takes several values.
+    fresh.snakemake("--cores", "2", "results/models/tiny-llama/w8a8-fp", "--configfile", dump(fresh, "odd", cfg))
     meta = json.loads(fresh.path("results/models/tiny-llama/w8a8-fp/quantstudy.json").read_text())
     assert meta["base_model"] == odd
     assert not fresh.path("PWNED").exists() and not fresh.path("fixtures/PWNED").exists()

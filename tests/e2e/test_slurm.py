@@ -49,7 +49,7 @@ def test_gpu_rule_goes_through_sbatch_and_matches_a_local_run(slurm, study, tmp_
     cfg["models"]["tiny-llama"]["gpus"] = 1  # as a real model would: ask SLURM for a GPU
     wf.path("config/slurm-test.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     target = "results/models/tiny-llama/w8a8-fp"
-    p = wf.snakemake("--profile", "slurm", "--configfile", "config/slurm-test.yaml", target, timeout=1200)
+    p = wf.snakemake("--profile", "slurm", target, "--configfile", "config/slurm-test.yaml", timeout=1200)
     out = p.stdout + p.stderr
 
     # SLURM's side: the job was submitted and its record asks for one GPU.

