@@ -26,7 +26,7 @@ def check_safetensors(path: Path) -> int:
                 raise CheckpointError(f"{path}: truncated safetensors file ({size} bytes)")
             (n,) = struct.unpack("<Q", raw)
             if n > size - 8:
-                raise CheckpointError(f"{path}: safetensors header says {n} bytes but the file has {size}")
+                raise CheckpointError(f"{path}: truncated: safetensors header says {n} bytes but the file has {size}")
             header = json.loads(f.read(n))
     except (ValueError, UnicodeDecodeError) as e:
         if isinstance(e, CheckpointError):

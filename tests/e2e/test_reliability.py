@@ -102,8 +102,14 @@ def _wait_for(cond, timeout, what):
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL Snakemake and its whole job tree (the harshest case: nothing can clean up)."""
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def _recover(wf: Workflow) -> None:
+    # A SIGKILLed Snakemake cannot release its lock; `--unlock` is the documented recovery.
+    wf.snakemake("--unlock")
 
 
 def _group_gone(pgid: int) -> bool:
@@ -120,6 +126,7 @@ def test_sigkill_during_quantize_leaves_nothing_that_looks_done(fresh, study):
     _kill_group(proc)
     _wait_for(lambda: _group_gone(proc.pid), 30, "killed processes to exit")
     assert not fresh.path(target).exists()
+    _recover(fresh)
     p = fresh.snakemake("-n", target)
     assert "quantize" in p.stdout + p.stderr  # redone, not taken as complete
 
@@ -141,6 +148,7 @@ def test_sigkill_during_evaluate_then_rerun_equals_uninterrupted(fresh, study):
     _kill_group(proc)
     _wait_for(lambda: _group_gone(proc.pid), 30, "vLLM processes to exit")
     assert not fresh.path(target).exists()
+    _recover(fresh)
     p = fresh.snakemake("-n", target)
     assert "evaluate" in p.stdout + p.stderr  # the killed job is redone, not taken as complete
 
