@@ -37,6 +37,13 @@ class Workflow:
 @pytest.fixture(scope="session")
 def study(tmp_path_factory) -> Workflow:
     """The default study, run once end to end: real quantization, real lm-eval on vLLM."""
+    reuse = os.environ.get("QS_TEST_REUSE_STUDY")
+    if reuse:  # debugging aid: a copy of a finished study dir instead of a fresh run
+        import shutil
+
+        wf = Workflow(Path(shutil.copytree(reuse, tmp_path_factory.mktemp("study") / "wf", symlinks=True)))
+        wf.first_run = None
+        return wf
     wf = Workflow(copy_workflow(tmp_path_factory.mktemp("study")))
     wf.first_run = wf.snakemake("--cores", "2")
     return wf
