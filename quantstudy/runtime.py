@@ -28,3 +28,10 @@ def package_versions(names) -> dict:
         except importlib.metadata.PackageNotFoundError:
             out[n] = None
     return out
+
+
+def add_checkpoint_args(ap) -> None:
+    """The arguments every engine step shares: which checkpoint, named how."""
+    ap.add_argument("--model-dir", required=True, help="checkpoint directory (bf16 base or quantized)")
+    ap.add_argument("--model", required=True, help="model name (config key)")
+    ap.add_argument("--scheme", required=True)

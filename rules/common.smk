@@ -137,10 +137,6 @@ def calibration_args(model, scheme):
     return ""
 
 
-def res(rule, key, default):
-    return config.get("resources", {}).get(rule, {}).get(key, default)
-
-
 def job_res(rule, model, attempt=1):
     """GPUs, memory, runtime and threads of one job: they grow with the model (its
     `gpus`) and with each retry (quantstudy/resources.py)."""

@@ -29,10 +29,10 @@ if SIMILARITY:
             "results/benchmarks/similarity/{model}/{scheme}.tsv"
         conda:
             "../envs/analysis.yaml"
-        threads: res("similarity", "threads", 2)
+        threads: lambda w: job_res("similarity", w.model)["threads"]
         resources:
-            mem_mb=res("similarity", "mem_mb", 3000),
-            runtime=res("similarity", "runtime", 30),
+            mem_mb=lambda w, attempt: job_res("similarity", w.model, attempt)["mem_mb"],
+            runtime=lambda w, attempt: job_res("similarity", w.model, attempt)["runtime"],
         shell:
             "$QS_PYTHON_ANALYSIS {input.script:q} --model {wildcards.model:q} --scheme {wildcards.scheme:q}"
             " --generations {input.generations:q} --reference {input.reference:q}"

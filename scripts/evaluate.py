@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from quantstudy import atomic  # noqa: E402
 from quantstudy.checkpoint import CheckpointError, check_checkpoint  # noqa: E402
 from quantstudy.lmeval import EVAL_FORMAT, extract_scores, sample_count  # noqa: E402
-from quantstudy.runtime import offline_env, package_versions  # noqa: E402
+from quantstudy.runtime import add_checkpoint_args, offline_env, package_versions  # noqa: E402
 
 log = logging.getLogger("evaluate")
 
@@ -99,9 +99,7 @@ def evaluate(model_dir, model, scheme, task, spec, evaluation, include_path, out
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model-dir", required=True, help="checkpoint directory (bf16 base or quantized)")
-    ap.add_argument("--model", required=True, help="model name (config key)")
-    ap.add_argument("--scheme", required=True)
+    add_checkpoint_args(ap)
     ap.add_argument("--task", required=True, help="task name (config key)")
     ap.add_argument("--task-spec", required=True, help="the task's config entry as JSON")
     ap.add_argument("--evaluation", default="{}", help="the config's evaluation block as JSON")

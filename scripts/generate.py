@@ -30,7 +30,7 @@ from quantstudy import atomic  # noqa: E402
 from quantstudy.checkpoint import CheckpointError, check_checkpoint  # noqa: E402
 from quantstudy.divergence import answer_positions  # noqa: E402
 from quantstudy.prompts import PromptFileError, load_prompts  # noqa: E402
-from quantstudy.runtime import offline_env, package_versions  # noqa: E402
+from quantstudy.runtime import add_checkpoint_args, offline_env, package_versions  # noqa: E402
 
 log = logging.getLogger("generate")
 GENERATIONS_FORMAT = "quantstudy.generations/1"
@@ -112,9 +112,7 @@ def generate(model_dir, model, scheme, prompts, settings, reference_rows, output
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model-dir", required=True, help="checkpoint directory (bf16 base or quantized)")
-    ap.add_argument("--model", required=True, help="model name (config key)")
-    ap.add_argument("--scheme", required=True)
+    add_checkpoint_args(ap)
     ap.add_argument("--prompts", required=True, help='prompt JSONL ({"id", "prompt"} per line)')
     ap.add_argument("--reference", help="bf16's generations JSONL (every scheme but bf16 itself)")
     ap.add_argument("--settings", required=True,
