@@ -19,3 +19,18 @@ SUMMARY_MD = RESULTS + "/summary.md"
 
 # Logs and benchmark TSVs: results/logs/<rule>/..., results/benchmarks/<rule>/...
 # (written as literals in each rule, as `snakemake --lint` asks).
+
+# Performance: one vLLM server per (model, scheme, gpu) benchmarks every use case; the raw
+# `vllm bench serve` JSONs + a manifest land in this directory.
+PERF_DIR = RESULTS + "/perf/{model}/{scheme}/{gpu}"
+# One row per (model, scheme, gpu, use_case, mode): sync = max concurrency 1; async = the
+# saturated point of the request-rate sweep. Every sweep point is in PERF_SWEEP_CSV.
+PERF_CSV = RESULTS + "/perf.csv"
+PERF_SWEEP_CSV = RESULTS + "/perf_sweep.csv"
+# Queries per dollar and cost reduction relative to bf16, per perf.csv row.
+COST_CSV = RESULTS + "/cost.csv"
+# The deployment guideline: recommended scheme per (model, gpu, mode, use case).
+GUIDELINE_CSV = RESULTS + "/guideline.csv"
+GUIDELINE_MD = RESULTS + "/guideline.md"
+# Figures for the report (snakemake --report).
+FIGURES_DIR = RESULTS + "/figures"
