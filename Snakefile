@@ -1,6 +1,7 @@
 # quantstudy: which quantization format to serve, and what it costs in accuracy.
 # base model -> quantize (per scheme) -> evaluate (per task) -> summary;
-# generate (per scheme) -> similarity to bf16 (+ KL, flips) -> summary.
+# generate (per scheme) -> similarity to bf16 (+ KL, flips) -> summary;
+# perf (vLLM server per scheme x GPU type) -> perf.csv -> cost.csv -> guideline (+ summary).
 # Config: config/config.yaml (embedded fixture study); see README for your own models.
 
 from snakemake.utils import min_version
@@ -21,6 +22,7 @@ include: "rules/evaluate.smk"
 include: "rules/generate.smk"
 include: "rules/similarity.smk"
 include: "rules/summary.smk"
+include: "rules/perf.smk"
 
 
 rule all:
@@ -29,3 +31,4 @@ rule all:
         SUMMARY_CSV,
         SUMMARY_MD,
         similarity_outputs(),
+        performance_outputs(),

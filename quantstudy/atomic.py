@@ -53,6 +53,7 @@ def directory(path: str | Path):
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed run
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; results are meant to be shared
     try:
         yield tmp
         if path.exists():

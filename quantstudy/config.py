@@ -105,7 +105,49 @@ def semantic_errors(config: dict, workdir: Path) -> list[str]:
                 continue
             recipe = effective_recipe(config, model, scheme)
             errs += _recipe_errors(config, model, scheme, recipe, model_cfg)
+        errs += _performance_errors(config, model, model_cfg)
+    errs += _guideline_errors(config)
     return errs
+
+
+def model_gpu_types(config: dict, model: str) -> list[str]:
+    """GPU types a model is benchmarked on ([] without a performance block)."""
+    perf = config.get("performance")
+    if not perf:
+        return []
+    return list(config["models"][model].get("gpu_types", perf["gpu_types"]))
+
+
+def _performance_errors(config: dict, model: str, model_cfg: dict | None) -> list[str]:
+    perf = config.get("performance")
+    if not perf:
+        if config["models"][model].get("gpu_types"):
+            return [f"config key 'models.{model}.gpu_types': set, but there is no 'performance' block to use it"]
+        return []
+    errs = []
+    known = config.get("gpu_types", {})
+    key = f"models.{model}.gpu_types" if "gpu_types" in config["models"][model] else "performance.gpu_types"
+    for g in model_gpu_types(config, model):
+        if g not in known:
+            errs.append(f"config key '{key}': GPU type '{g}' is not defined under 'gpu_types' "
+                        f"(defined: {sorted(known)})")
+    max_len = perf["engine"].get("max_model_len")
+    positions = (model_cfg or {}).get("max_position_embeddings")
+    for name, uc in perf["use_cases"].items():
+        need = uc["prompt_tokens"] + uc["output_tokens"]
+        if max_len and need > max_len:
+            errs.append(f"config key 'performance.use_cases.{name}': prompt_tokens + output_tokens = {need} "
+                        f"exceeds performance.engine.max_model_len = {max_len}")
+        if positions and need > positions:
+            errs.append(f"config key 'performance.use_cases.{name}': prompt_tokens + output_tokens = {need} "
+                        f"exceeds max_position_embeddings = {positions} of model '{model}'")
+    return errs
+
+
+def _guideline_errors(config: dict) -> list[str]:
+    suites = {t["suite"] for t in config["tasks"].values()}
+    return [f"config key 'guideline.suites': '{s}' is not the suite of any task (suites: {sorted(suites)})"
+            for s in config.get("guideline", {}).get("suites", []) if s not in suites]
 
 
 def _read_model_config(config: dict, model: str, workdir: Path) -> dict | None:
@@ -200,4 +242,5 @@ def validate_config(config: dict, schema: dict, workdir: str | Path = ".",
     if not errs:  # cross-field checks assume the structure is sound
         errs = semantic_errors(config, Path(workdir)) + task_errors(config, Path(workdir), lm_eval_tasks_dir)
     if errs:
+        errs = list(dict.fromkeys(errs))  # a per-model check may repeat a message
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(errs))

@@ -35,3 +35,34 @@ def add_checkpoint_args(ap) -> None:
     ap.add_argument("--model-dir", required=True, help="checkpoint directory (bf16 base or quantized)")
     ap.add_argument("--model", required=True, help="model name (config key)")
     ap.add_argument("--scheme", required=True)
+
+
+def hardware_description() -> str:
+    """What the benchmarks ran on, for tables and figure captions: GPU names, else the CPU."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi"):
+        try:
+            names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                                   capture_output=True, text=True, timeout=30).stdout.split("\n")
+            names = [n.strip() for n in names if n.strip()]
+            if names:
+                return f"{len(names)}x {names[0]}" if len(set(names)) == 1 else ", ".join(names)
+        except (OSError, subprocess.SubprocessError):
+            pass
+    model = platform_cpu()
+    return f"{model}, {len(os.sched_getaffinity(0))} cores (CPU, no GPU)"
+
+
+def platform_cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()

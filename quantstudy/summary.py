@@ -35,14 +35,15 @@ def mean_stderr(stderrs: list[float | None]) -> float | None:
     return math.sqrt(sum(s * s for s in stderrs)) / len(stderrs)
 
 
-def _scheme_key(s: str):
+def scheme_key(s: str):
+    """Sort key: the paper's scheme order, then any other scheme by name."""
     return (SCHEME_ORDER.index(s) if s in SCHEME_ORDER else len(SCHEME_ORDER), s)
 
 
 def build_rows(evals: list[dict]) -> list[dict]:
     """One row per (model, scheme, task, metric), then one per (model, scheme, suite)."""
     by_key = {(e["model"], e["scheme"], e["task"]): e for e in evals}
-    ordered = sorted(evals, key=lambda e: (e["model"], _scheme_key(e["scheme"]), e["suite"], e["task"]))
+    ordered = sorted(evals, key=lambda e: (e["model"], scheme_key(e["scheme"]), e["suite"], e["task"]))
     rows = []
     for e in ordered:
         base = by_key.get((e["model"], BASELINE, e["task"]))
@@ -109,7 +110,7 @@ def to_markdown(rows: list[dict]) -> str:
     rows = [r for r in rows if r["level"] != SIMILARITY_LEVEL]
     for model in sorted({r["model"] for r in rows}):
         mrows = [r for r in rows if r["model"] == model]
-        schemes = sorted({r["scheme"] for r in mrows}, key=_scheme_key)
+        schemes = sorted({r["scheme"] for r in mrows}, key=scheme_key)
         cells = {(r["level"], r["task"], r["metric"], r["scheme"]): r for r in mrows}
         lines = sorted({(r["level"] != "task", r["level"], r["task"], r["metric"]) for r in mrows})
         out += [f"## {model}", "", "| task | metric | " + " | ".join(schemes) + " |",
@@ -165,7 +166,7 @@ def similarity_rows(sims: list[dict], evals: list[dict] | None = None) -> list[d
                      "task": task, "metric": metric, "score": score, "stderr": stderr, "n": n,
                      "bf16_score": None, "bf16_stderr": None, "recovery_pct": None})
 
-    for s in sorted(sims, key=lambda s: (s["model"], _scheme_key(s["scheme"]))):
+    for s in sorted(sims, key=lambda s: (s["model"], scheme_key(s["scheme"]))):
         if s["scheme"] == BASELINE:
             continue
         prompts = s.get("prompt_set") or "generations"
@@ -195,7 +196,7 @@ def similarity_markdown(rows: list[dict]) -> list[str]:
     out = []
     for model in sorted({r["model"] for r in rows}):
         mrows = [r for r in rows if r["model"] == model]
-        schemes = sorted({r["scheme"] for r in mrows}, key=_scheme_key)
+        schemes = sorted({r["scheme"] for r in mrows}, key=scheme_key)
         cells = {(r["task"], r["metric"], r["scheme"]): r for r in mrows}
         lines = list(dict.fromkeys((r["task"], r["metric"]) for r in mrows))
         out += [f"## {model}: drift from bf16", "",

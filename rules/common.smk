@@ -14,7 +14,7 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 sys.path.insert(0, workflow.basedir)
 
 from quantstudy import paths
-from quantstudy.config import BASELINE, ConfigError, effective_recipe, validate_config
+from quantstudy.config import BASELINE, ConfigError, effective_recipe, model_gpu_types, validate_config
 from quantstudy.hub import hub_models, preflight as hub_preflight
 from quantstudy.resources import job_resources, model_gpus, tensor_parallel_size
 from quantstudy.textsim import config_errors as textsim_config_errors
@@ -74,6 +74,12 @@ GENERATIONS = paths.GENERATIONS
 GENERATION_LOGPROBS = paths.GENERATION_LOGPROBS
 GENERATION_META = paths.GENERATION_META
 SIMILARITY_JSON = paths.SIMILARITY_JSON
+PERF_DIR = paths.PERF_DIR
+PERF_CSV = paths.PERF_CSV
+PERF_SWEEP_CSV = paths.PERF_SWEEP_CSV
+COST_CSV = paths.COST_CSV
+GUIDELINE_CSV = paths.GUIDELINE_CSV
+GUIDELINE_MD = paths.GUIDELINE_MD
 
 MODELS = list(config["models"])
 HUB_MODELS = hub_models(config) if config.get("hub_access") else {}
@@ -95,12 +101,16 @@ QUANTIZED = [s for s in SCHEMES if s != BASELINE]
 TASKS = list(config["tasks"])
 # Optional stage: text similarity to bf16 (+ KL, flips) when config has `similarity:`.
 SIMILARITY = config.get("similarity")
+# Optional stage: vLLM serving benchmarks -> cost -> guideline when config has `performance:`.
+PERFORMANCE = config.get("performance")
+GPU_TYPES = sorted({g for m in MODELS for g in model_gpu_types(config, m)})
 
 
 wildcard_constraints:
     model="|".join(map(re.escape, MODELS)),
     scheme="|".join(map(re.escape, SCHEMES)),
     task="|".join(map(re.escape, TASKS)),
+    gpu="|".join(map(re.escape, GPU_TYPES)) or "(?!)",
 
 
 def model_dir(model, scheme):
@@ -203,3 +213,41 @@ def flip_args(w, input):
         "--flips " + " ".join(shlex.quote(x) for x in (task, config["tasks"][task]["metrics"][0], ref, own))
         for task, ref, own in zip(TASKS, input.reference_samples, input.samples)
     )
+
+
+def perf_dirs():
+    """Every perf directory of the study: (model, scheme, each GPU type of the model)."""
+    return [PERF_DIR.format(model=m, scheme=s, gpu=g) for m in MODELS for g in model_gpu_types(config, m)
+            for s in SCHEMES]
+
+
+def performance_outputs():
+    """perf/cost/guideline tables ([] without a `performance:` block)."""
+    return [PERF_CSV, PERF_SWEEP_CSV, COST_CSV, GUIDELINE_CSV, GUIDELINE_MD] if PERFORMANCE else []
+
+
+def perf_settings(model):
+    """What a perf job depends on: a change reruns that job (and the tables after it)."""
+    settings = {k: v for k, v in PERFORMANCE.items() if k not in ("use_cases", "gpu_types", "engine", "env")}
+    engine = dict(PERFORMANCE["engine"])
+    if model_gpus(config, model) > 0:
+        engine["tensor_parallel_size"] = tensor_parallel_size(config, model)
+    env = {**config["evaluation"].get("env", {}), **PERFORMANCE.get("env", {})}
+    return json.dumps({**settings, "engine": engine, "env": env}, sort_keys=True)
+
+
+def perf_threads(w):
+    """Run locally, a benchmark takes every core, so no other job runs beside it and skews
+    its timings; on a cluster it gets the configured threads on its own node."""
+    threads = job_res("perf", w.model)["threads"]
+    if workflow.local_exec:
+        try:
+            return max(threads, workflow.cores)
+        except WorkflowError:  # no --cores given (dry runs)
+            pass
+    return threads
+
+
+def gpu_type_resource(key):
+    """A SLURM resource of the job's GPU type (slurm_partition, constraint); None = unset."""
+    return lambda w: config["gpu_types"][w.gpu].get(key)

@@ -1,0 +1,105 @@
+"""Perf tables from hand-made `vllm bench serve` results with known aggregates."""
+
+import json
+import math
+
+import pytest
+
+from quantstudy import atomic
+from quantstudy.perf import (FIELDS, MANIFEST, PERF_FORMAT, bench_args, point_name, point_rows, spread,
+                             split_rows, sweep_rates)
+from quantstudy.tables import read_csv, to_csv
+
+UC = {"prompt_tokens": 64, "output_tokens": 32, "requests": 100, "sync_requests": 10}
+
+
+def raw(rps, e2el, completed=100, concurrency=None, failed=0):
+    return {"request_throughput": rps, "output_throughput": rps * 32, "mean_e2el_ms": e2el, "p99_e2el_ms": 2 * e2el,
+            "mean_ttft_ms": 5.0, "completed": completed, "failed": failed, "max_concurrency": concurrency}
+
+
+def make_dir(tmp_path, scheme="bf16", runs=None):
+    d = tmp_path / scheme
+    runs = runs or [
+        ("sync", None, 0, raw(2.0, 500.0, 10, 1)), ("sync", None, 1, raw(4.0, 250.0, 10, 1)),
+        ("async", None, 0, raw(90.0, 900.0)), ("async", None, 1, raw(110.0, 800.0)),
+        ("async", 0.5, 0, raw(50.0, 300.0)), ("async", 0.5, 1, raw(50.0, 300.0)),
+    ]
+    entries = []
+    for mode, frac, rep, result in runs:
+        name = point_name("chat", mode, rep, frac)
+        atomic.write_json(d / name, result)
+        entries.append({"file": name, "use_case": "chat", "mode": mode, "rate_fraction": frac, "repeat": rep,
+                        "request_rate": None if frac is None else frac * 100})
+    atomic.write_json(d / MANIFEST, {"format": PERF_FORMAT, "model": "m", "scheme": scheme, "gpu": "cpu",
+                                     "hardware": "test CPU", "engine": {"dtype": "bfloat16"},
+                                     "vllm_version": "0.0-test", "use_cases": {"chat": UC}, "runs": entries})
+    return d
+
+
+def test_repeats_are_averaged_with_their_spread(tmp_path):
+    rows = {(r["mode"], r["rate_fraction"]): r for r in point_rows(make_dir(tmp_path))}
+    sync = rows[("sync", None)]
+    assert sync["request_throughput"] == pytest.approx(3.0)
+    assert sync["request_throughput_std"] == pytest.approx(math.sqrt(2.0))  # sample std of 2 and 4
+    assert sync["request_throughput_cv"] == pytest.approx(math.sqrt(2.0) / 3.0)
+    assert sync["mean_e2el_ms"] == pytest.approx(375.0)
+    assert sync["repeats"] == 2 and sync["num_requests"] == 10 and sync["max_concurrency"] == 1
+    sat = rows[("async", None)]
+    assert sat["request_throughput"] == pytest.approx(100.0) and sat["request_rate"] == "inf"
+    assert rows[("async", 0.5)]["request_throughput_cv"] == 0.0
+    assert sat["prompt_tokens"] == 64 and sat["hardware"] == "test CPU" and sat["vllm_version"] == "0.0-test"
+
+
+def test_perf_csv_keeps_sync_and_saturation_the_sweep_keeps_every_async_point(tmp_path):
+    main, sweep = split_rows(point_rows(make_dir(tmp_path)))
+    assert [(r["mode"], r["rate_fraction"]) for r in main] == [("sync", None), ("async", None)]
+    assert sorted((r["rate_fraction"] or 1.0) for r in sweep) == [0.5, 1.0]
+
+
+def test_csv_round_trip(tmp_path):
+    main, _ = split_rows(point_rows(make_dir(tmp_path)))
+    (tmp_path / "p.csv").write_text(to_csv(main, FIELDS))
+    back = read_csv(tmp_path / "p.csv")
+    assert back[0]["request_throughput"] == pytest.approx(3.0) and back[0]["scheme"] == "bf16"
+    assert back[1]["rate_fraction"] is None
+
+
+def test_a_damaged_raw_result_is_named(tmp_path):
+    d = make_dir(tmp_path)
+    (d / "chat/sync-r1.json").write_text('{"request_throughput": 4.')
+    with pytest.raises(ValueError, match="sync-r1.json"):
+        point_rows(d)
+
+
+def test_a_missing_manifest_is_named(tmp_path):
+    d = make_dir(tmp_path)
+    (d / MANIFEST).unlink()
+    with pytest.raises(Exception, match="manifest.json"):
+        point_rows(d)
+
+
+def test_sweep_rates_are_fractions_of_the_saturated_rate():
+    assert sweep_rates(80.0, [0.75, 0.25]) == [(0.25, 20.0), (0.75, 60.0)]
+    assert sweep_rates(0.0, [0.5]) == [] and sweep_rates(float("nan"), [0.5]) == []
+
+
+def test_spread_of_one_run_has_zero_std_and_empty_input_is_none():
+    assert spread([5.0]) == (5.0, 0.0, 0.0)
+    assert spread([]) == (None, None, None)
+
+
+def test_bench_args_sync_and_async():
+    common = dict(host="127.0.0.1", port=8000, served_name="m-bf16", tokenizer="/m", use_case=UC,
+                  num_requests=10, seed=3, warmups=4)
+    sync = bench_args(**common, max_concurrency=1)
+    assert sync[sync.index("--max-concurrency") + 1] == "1" and sync[sync.index("--request-rate") + 1] == "inf"
+    assert "--ignore-eos" in sync and sync[sync.index("--num-warmups") + 1] == "4"
+    assert sync[sync.index("--random-input-len") + 1] == "64" and sync[sync.index("--random-output-len") + 1] == "32"
+    rate = bench_args(**common, request_rate=12.5)
+    assert rate[rate.index("--request-rate") + 1] == "12.5" and "--max-concurrency" not in rate
+
+
+def test_perf_json_is_valid_json(tmp_path):
+    d = make_dir(tmp_path)
+    assert json.loads((d / MANIFEST).read_text())["format"] == PERF_FORMAT
