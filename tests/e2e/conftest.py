@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from quantstudy.workspace import ROOT, copy_workflow
 
@@ -32,6 +33,11 @@ class Workflow:
 
     def path(self, rel: str) -> Path:
         return self.dir / rel
+
+    @property
+    def config(self) -> dict:
+        """The copy's config as it is now (some tests edit it)."""
+        return yaml.safe_load(self.path("config/config.yaml").read_text())
 
 
 @pytest.fixture(scope="session")
