@@ -13,6 +13,10 @@ from pathlib import Path
 
 BASELINE = "bf16"
 QUANTIZED_SCHEMES = ("w8a8-fp", "w8a8-int", "w4a16-int")
+# Paired-bootstrap settings of the summary's recovery intervals (config `significance`;
+# the schema's defaults equal these, a unit test checks it). Here, not in bootstrap.py,
+# so the Snakefile reads them without importing numpy.
+SIGNIFICANCE_DEFAULTS = {"seed": 0, "n_resamples": 1000, "confidence": 0.95}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -244,3 +248,8 @@ def validate_config(config: dict, schema: dict, workdir: str | Path = ".",
     if errs:
         errs = list(dict.fromkeys(errs))  # a per-model check may repeat a message
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(errs))
+
+
+def significance_settings(config: dict) -> dict:
+    """The config's `significance` block with defaults filled in."""
+    return {**SIGNIFICANCE_DEFAULTS, **(config.get("significance") or {})}

@@ -158,7 +158,8 @@ def item_correctness(samples, metric: str) -> dict:
             correct = bool(v)
         else:
             raise NotBinaryError(f"metric {name!r} of doc {row.get('doc_id')!r} is {v!r}, not 0/1")
-        doc = row["doc_id"]
+        # A group's rows carry their subtask; doc_ids restart in each subtask.
+        doc = f"{row['subtask']}/{row['doc_id']}" if "subtask" in row else row["doc_id"]
         if doc in out:
             raise ValueError(f"doc {doc!r} appears twice for metric {metric!r}")
         out[doc] = correct

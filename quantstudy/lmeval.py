@@ -64,3 +64,18 @@ def read_eval_json(path: str | Path) -> dict:
         if not isinstance(v, dict) or _number(v.get("score")) is None:
             raise EvalFileError(f"{path}: metric {m!r} has no finite score")
     return data
+
+
+def subtask_results(results: dict, lm_eval_task: str) -> dict:
+    """{subtask: its lm-eval results} of a group task ({} for a plain task): the run holds
+    this one task, so every other results entry is one of its subtasks (or subgroups)."""
+    return {name: res for name, res in results.get("results", {}).items() if name != lm_eval_task}
+
+
+def flat_samples(results: dict, lm_eval_task: str) -> list[dict]:
+    """Per-item samples of one run. lm-eval keys them by leaf task, so a group's items are
+    under its subtasks; those rows get a `subtask` field (doc_ids restart in each subtask)."""
+    samples = results.get("samples") or {}
+    if set(samples) <= {lm_eval_task}:
+        return list(samples.get(lm_eval_task, []))
+    return [{**row, "subtask": sub} for sub in sorted(samples) for row in samples[sub]]

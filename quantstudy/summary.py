@@ -3,6 +3,12 @@
 Recovery = quantized score / bf16 score x 100, per (model, task, metric). A suite's
 recovery is the ratio of the two suite averages (of each task's primary metric, the
 first listed in config), not the mean of per-task ratios (STUDY.md).
+
+With per-item samples, every recovery of a quantized scheme also gets a paired-bootstrap
+confidence interval (quantstudy/bootstrap.py) and the flags drop_significant (the whole
+interval below 100) and gain_significant (above 100). Tasks configured with
+`normalize: leaderboard-v2` get a first, primary metric `leaderboard_v2_normalized`
+(quantstudy/leaderboard.py), so their suite averages use the leaderboard's scores.
 """
 
 from __future__ import annotations
@@ -12,13 +18,15 @@ import io
 import math
 from collections import defaultdict
 
+from quantstudy import bootstrap, leaderboard
 from quantstudy.config import BASELINE
 from quantstudy.results import read_result
 from quantstudy.textsim import SIMILARITY_FORMAT
 
 SCHEME_ORDER = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]
+SIGNIFICANCE_FIELDS = ["recovery_ci_low", "recovery_ci_high", "drop_significant", "gain_significant", "n_paired"]
 FIELDS = ["model", "scheme", "level", "suite", "task", "metric", "score", "stderr", "n",
-          "bf16_score", "bf16_stderr", "recovery_pct"]
+          "bf16_score", "bf16_stderr", "recovery_pct"] + SIGNIFICANCE_FIELDS
 
 
 def recovery_pct(score: float | None, base: float | None) -> float | None:
@@ -40,26 +48,117 @@ def scheme_key(s: str):
     return (SCHEME_ORDER.index(s) if s in SCHEME_ORDER else len(SCHEME_ORDER), s)
 
 
-def build_rows(evals: list[dict]) -> list[dict]:
-    """One row per (model, scheme, task, metric), then one per (model, scheme, suite)."""
+def with_normalized(e: dict, method: str | None) -> dict:
+    """The eval result with the normalized score as its first (primary) metric, if configured."""
+    if not method:
+        return e
+    if method != leaderboard.LEADERBOARD_V2:
+        raise ValueError(f"task {e['task']!r}: unknown normalization {method!r} "
+                         f"(known: {leaderboard.LEADERBOARD_V2!r})")
+    lm_task = e.get("settings", {}).get("lm_eval_task", "")
+    try:
+        norm = leaderboard.normalized_score(lm_task, leaderboard.results_by_task(e))
+    except leaderboard.NormalizationError as err:
+        raise ValueError(f"eval {e['model']}/{e['scheme']}/{e['task']}: {err}") from None
+    return {**e, "metrics": {leaderboard.NORMALIZED_METRIC: norm, **e["metrics"]}}
+
+
+def build_rows(evals: list[dict], normalize: dict[str, str] | None = None,
+               samples: dict[tuple, list[dict]] | None = None, significance: dict | None = None) -> list[dict]:
+    """One row per (model, scheme, task, metric), then one per (model, scheme, suite).
+
+    normalize: {task: "leaderboard-v2"}; samples: {(model, scheme, task): lm-eval per-item
+    rows}; significance: bootstrap settings (seed, n_resamples, confidence), None = no
+    intervals. Rows whose interval could not be computed say why in `ci_note` (not a column)."""
+    evals = [with_normalized(e, (normalize or {}).get(e["task"])) for e in evals]
     by_key = {(e["model"], e["scheme"], e["task"]): e for e in evals}
+    sig = Significance(by_key, samples or {}, significance) if significance is not None else None
     ordered = sorted(evals, key=lambda e: (e["model"], scheme_key(e["scheme"]), e["suite"], e["task"]))
     rows = []
     for e in ordered:
         base = by_key.get((e["model"], BASELINE, e["task"]))
         for metric, v in e["metrics"].items():
             b = (base or {}).get("metrics", {}).get(metric, {})
-            rows.append({
+            row = {
                 "model": e["model"], "scheme": e["scheme"], "level": "task", "suite": e["suite"],
                 "task": e["task"], "metric": metric, "score": v["score"], "stderr": v.get("stderr"),
                 "n": e.get("n_samples"), "bf16_score": b.get("score"), "bf16_stderr": b.get("stderr"),
                 "recovery_pct": recovery_pct(v["score"], b.get("score")),
-            })
-    rows += suite_rows(ordered, by_key)
+            }
+            if sig and e["scheme"] != BASELINE and base is not None:
+                row.update(sig.interval({e["task"]: metric}, e["model"], e["scheme"]))
+            rows.append(row)
+    rows += suite_rows(ordered, by_key, sig)
     return rows
 
 
-def suite_rows(evals: list[dict], by_key: dict) -> list[dict]:
+class Significance:
+    """Paired-bootstrap intervals of recovery for task and suite rows (quantstudy/bootstrap.py)."""
+
+    def __init__(self, by_key: dict, samples: dict, settings: dict):
+        self.by_key, self.samples = by_key, samples
+        self.settings = {**bootstrap.DEFAULTS, **settings}
+        self._values: dict = {}
+
+    def _values_of(self, model, scheme, task, metric, subtask, expected) -> dict:
+        """Per-item values of one side, checked against the score lm-eval reported: a metric
+        whose aggregate is not the per-item mean (e.g. a corpus-level BLEU) has no interval."""
+        key = (model, scheme, task, metric, subtask)
+        if key not in self._values:
+            rows = self.samples.get((model, scheme, task))
+            if not rows:
+                raise bootstrap.NotPerItemError(f"no per-item samples for {model}/{scheme}/{task}")
+            vals = bootstrap.item_values(rows, metric, subtask)
+            mean = bootstrap.mean_of(vals)
+            if mean is None or not math.isclose(mean, expected, rel_tol=1e-6, abs_tol=1e-9):
+                raise bootstrap.NotPerItemError(
+                    f"{model}/{scheme}/{task} {metric}{f' ({subtask})' if subtask else ''}: per-item mean "
+                    f"{mean} differs from the reported score {expected} (not a per-item mean)")
+            self._values[key] = vals
+        return self._values[key]
+
+    def task_statistic(self, model, scheme, task, metric) -> bootstrap.Statistic:
+        e, b = self.by_key[(model, scheme, task)], self.by_key[(model, BASELINE, task)]
+        if metric != leaderboard.NORMALIZED_METRIC:
+            q = self._values_of(model, scheme, task, metric, None, e["metrics"][metric]["score"])
+            r = self._values_of(model, BASELINE, task, metric, None, b["metrics"][metric]["score"])
+            return bootstrap.metric_statistic(task, q, r, metric)
+        # The normalized score from items: each part's mean, rescaled, averaged over parts.
+        lm_task = e["settings"]["lm_eval_task"]
+        comps, rescales = {}, []
+        for source, m, base in leaderboard.parts(lm_task):
+            subtask = None if source == lm_task else source
+            expected = [leaderboard.results_by_task(x)[source][m] for x in (e, b)]
+            name = (task, source, m)
+            comps[name] = bootstrap.Component(
+                (task, source), self._values_of(model, scheme, task, m, subtask, expected[0]),
+                self._values_of(model, BASELINE, task, m, subtask, expected[1]))
+            rescales.append((name, base))
+        return bootstrap.Statistic(
+            comps, lambda means: sum(leaderboard.rescale(means[n], bl) for n, bl in rescales) / len(rescales))
+
+    def interval(self, metrics: dict[str, str], model, scheme) -> dict:
+        """Interval of recovery of one task metric ({task: metric}) or of a suite (several)."""
+        try:
+            stats = {t: self.task_statistic(model, scheme, t, m) for t, m in metrics.items()}
+            stat = next(iter(stats.values())) if len(stats) == 1 else bootstrap.suite_statistic(stats)
+        except (bootstrap.NotPerItemError, KeyError, ValueError) as err:
+            return {"ci_note": str(err)}
+        res = bootstrap.paired_bootstrap(stat, n_resamples=self.settings["n_resamples"],
+                                         confidence=self.settings["confidence"], seed=self.settings["seed"])
+        out = {k: res[k] for k in SIGNIFICANCE_FIELDS}
+        notes = []
+        if res["recovery_ci_low"] is None:
+            notes.append("no items both models answered" if res["n_paired"] == 0
+                         else "bf16 scores 0 on the paired items: recovery undefined")
+        if res["n_dropped"]:
+            notes.append(f"{res['n_dropped']} item(s) answered by one model only were left out")
+        if notes:
+            out["ci_note"] = "; ".join(notes)
+        return out
+
+
+def suite_rows(evals: list[dict], by_key: dict, sig: Significance | None = None) -> list[dict]:
     groups = defaultdict(list)
     for e in evals:
         groups[(e["model"], e["scheme"], e["suite"])].append(e)
@@ -74,20 +173,25 @@ def suite_rows(evals: list[dict], by_key: dict) -> list[dict]:
         base = [b["metrics"][m] for (e, b), (m, _) in zip(pairs, prim)]
         score = sum(v["score"] for _, v in prim) / len(prim)
         base_score = sum(v["score"] for v in base) / len(base)
-        rows.append({
+        row = {
             "model": model, "scheme": scheme, "level": "suite", "suite": suite,
             "task": suite, "metric": "mean(" + ";".join(f"{e['task']}:{m}" for (e, _), (m, _) in zip(pairs, prim)) + ")",
             "score": score, "stderr": mean_stderr([v.get("stderr") for _, v in prim]),
             "n": sum(e.get("n_samples") or 0 for e, _ in pairs),
             "bf16_score": base_score, "bf16_stderr": mean_stderr([v.get("stderr") for v in base]),
             "recovery_pct": recovery_pct(score, base_score),
-        })
+        }
+        if sig and scheme != BASELINE:
+            row.update(sig.interval({e["task"]: m for (e, _), (m, _) in zip(pairs, prim)}, model, scheme))
+        rows.append(row)
     return rows
 
 
 def _fmt(x, digits=4) -> str:
     if x is None:
         return ""
+    if isinstance(x, bool):
+        return "true" if x else "false"
     if isinstance(x, float):
         return f"{x:.{digits}f}"
     return str(x)
@@ -102,10 +206,26 @@ def to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def to_markdown(rows: list[dict]) -> str:
+def to_markdown(rows: list[dict], significance: dict | None = None, normalized_tasks=()) -> str:
+    """significance: the bootstrap settings used (None: rows have no intervals);
+    normalized_tasks: tasks whose primary metric is the leaderboard-v2 normalized score."""
     out = ["# quantstudy summary", "",
            "Score ± standard error per scheme; recovery = score / bf16 score × 100. "
            "Suite rows average each task's primary metric; their recovery is the ratio of the averages.", ""]
+    if significance is not None:
+        st = {**bootstrap.DEFAULTS, **significance}
+        out += [f"In brackets after each recovery: its {st['confidence'] * 100:g}% confidence interval from a "
+                f"paired bootstrap over items ({st['n_resamples']} resamples, seed {st['seed']}): items both "
+                "bf16 and the scheme answered (matched by lm-eval doc_id) are resampled with replacement, the "
+                "same draw for both models, and the interval is the percentiles of the resampled recoveries. "
+                "Suite intervals resample within each task (stratified). **▼** marks a significant drop (the "
+                "whole interval below 100%), **▲** a significant gain (above 100%). No interval where a metric "
+                "is not a mean of per-item values, or its samples are missing.", ""]
+    if normalized_tasks:
+        out += [f"`{leaderboard.NORMALIZED_METRIC}`: the Open LLM Leaderboard v2 normalized score of "
+                f"{', '.join(sorted(normalized_tasks))} (max(raw − chance, 0) / (1 − chance) per subtask, "
+                "averaged; a fraction: ×100 is the leaderboard's number). It is these tasks' primary metric, "
+                "so the suite average uses it; its interval bootstraps the same transform per subtask.", ""]
     sim_rows = [r for r in rows if r["level"] == SIMILARITY_LEVEL]
     rows = [r for r in rows if r["level"] != SIMILARITY_LEVEL]
     for model in sorted({r["model"] for r in rows}):
@@ -124,7 +244,7 @@ def to_markdown(rows: list[dict]) -> str:
                     continue
                 cell = _fmt(r["score"]) + (f" ± {_fmt(r['stderr'])}" if r["stderr"] is not None else "")
                 if s != BASELINE and r["recovery_pct"] is not None:
-                    cell += f" ({r['recovery_pct']:.1f}%)"
+                    cell += f" ({r['recovery_pct']:.1f}%{_interval_text(r)})"
                 row.append(cell)
             label = f"**{task}** (suite)" if level == "suite" else task
             shown_metric = "mean of primary metrics" if level == "suite" else f"`{metric}`"
@@ -133,6 +253,13 @@ def to_markdown(rows: list[dict]) -> str:
     if sim_rows:
         out += similarity_markdown(sim_rows)
     return "\n".join(out)
+
+
+def _interval_text(r: dict) -> str:
+    if r.get("recovery_ci_low") is None:
+        return ""
+    mark = " **▼**" if r.get("drop_significant") else " **▲**" if r.get("gain_significant") else ""
+    return f" [{r['recovery_ci_low']:.1f}, {r['recovery_ci_high']:.1f}]{mark}"
 
 
 # ------------------------------------------------------------- similarity to bf16

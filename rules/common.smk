@@ -14,7 +14,14 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 sys.path.insert(0, workflow.basedir)
 
 from quantstudy import paths
-from quantstudy.config import BASELINE, ConfigError, effective_recipe, model_gpu_types, validate_config
+from quantstudy.config import (
+    BASELINE,
+    ConfigError,
+    effective_recipe,
+    model_gpu_types,
+    significance_settings as _significance,
+    validate_config,
+)
 from quantstudy.hub import hub_models, preflight as hub_preflight
 from quantstudy.resources import job_resources, model_gpus, tensor_parallel_size
 from quantstudy.textsim import config_errors as textsim_config_errors
@@ -183,6 +190,11 @@ def evaluation_settings(model):
 
 def prompt_file():
     return config["prompt_sets"][SIMILARITY["prompt_set"]]["path"]
+
+
+def significance_settings():
+    """The bootstrap settings of the summary's recovery intervals, defaults filled in."""
+    return _significance(config)
 
 
 def similarity_outputs():

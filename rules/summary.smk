@@ -1,4 +1,5 @@
-# Eval JSONs -> summary.csv / summary.md (scores, stderrs, recovery vs bf16, suites),
+# Eval JSONs -> summary.csv / summary.md (scores, stderrs, recovery vs bf16 with paired-
+# bootstrap intervals from the per-item samples, suites, leaderboard-v2 normalization),
 # + similarity JSONs (text drift, KL, flips vs bf16) when the stage is configured.
 
 
@@ -9,6 +10,8 @@ localrules:
 rule summary:
     input:
         evals=expand(EVAL_JSON, model=MODELS, scheme=SCHEMES, task=TASKS),
+        # Per-item samples: paired-bootstrap intervals of every recovery.
+        samples=expand(EVAL_SAMPLES, model=MODELS, scheme=SCHEMES, task=TASKS),
         similarity=similarity_outputs(),
         script="scripts/summarize.py",
     output:
@@ -16,6 +19,11 @@ rule summary:
         md=SUMMARY_MD,
     params:
         skipped=json.dumps(config.get("skipped_tasks", {}), sort_keys=True),
+        significance=significance_settings(),
+        normalize=json.dumps(
+            {t: s["normalize"] for t, s in config["tasks"].items() if s.get("normalize")},
+            sort_keys=True,
+        ),
     log:
         "results/logs/summary.log",
     benchmark:
@@ -29,4 +37,7 @@ rule summary:
     shell:
         "$QS_PYTHON_ANALYSIS {input.script:q} {input.evals:q} --csv {output.csv:q} --md {output.md:q}"
         " --similarity {input.similarity:q} --skipped {params.skipped:q}"
+        " --samples {input.samples:q} --normalize {params.normalize:q}"
+        " --bootstrap-seed {params.significance[seed]} --bootstrap-resamples {params.significance[n_resamples]}"
+        " --confidence {params.significance[confidence]}"
         " > {log:q} 2>&1"

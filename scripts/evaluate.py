@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from quantstudy import atomic  # noqa: E402
 from quantstudy.checkpoint import CheckpointError, check_checkpoint  # noqa: E402
-from quantstudy.lmeval import EVAL_FORMAT, extract_scores, sample_count  # noqa: E402
+from quantstudy.lmeval import EVAL_FORMAT, extract_scores, flat_samples, sample_count, subtask_results  # noqa: E402
 from quantstudy.runtime import add_checkpoint_args, offline_env, package_versions  # noqa: E402
 
 log = logging.getLogger("evaluate")
@@ -87,10 +87,12 @@ def evaluate(model_dir, model, scheme, task, spec, evaluation, include_path, out
             "config": results.get("config"),
             "task_config": results.get("configs", {}).get(name),
             "n-samples": results.get("n-samples", {}).get(name),
+            # A group's per-subtask scores (the leaderboard normalizes per subtask).
+            "subtasks": subtask_results(results, name),
         },
     }
     # Samples first: the JSON is the rule's "done" marker, so it lands last.
-    atomic.write_jsonl(samples_path, results.get("samples", {}).get(name, []))
+    atomic.write_jsonl(samples_path, flat_samples(results, name))
     atomic.write_json(output, out)
     log.info("%s/%s/%s: %s (n=%s) in %.1f s", model, scheme, task,
              {m: round(v["score"], 4) for m, v in out["metrics"].items()}, out["n_samples"], seconds)

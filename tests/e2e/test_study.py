@@ -54,6 +54,22 @@ def test_summary_has_finite_scores_and_recovery_for_all_schemes(study):
     assert all(s in md for s in SCHEMES)
 
 
+def test_summary_has_recovery_intervals_for_quantized_rows(study):
+    # Paired bootstrap over the per-item samples (quantstudy/bootstrap.py): every fixture
+    # metric is a per-item mean, so every quantized task row has an interval around its
+    # recovery; bf16 against itself has none.
+    for r in summary_rows(study):
+        if r["level"] not in ("task", "suite"):
+            continue
+        if r["scheme"] == "bf16":
+            assert r["recovery_ci_low"] in ("", "100.000000") and r["recovery_ci_high"] in ("", "100.000000"), r
+            continue
+        low, high, rec = float(r["recovery_ci_low"]), float(r["recovery_ci_high"]), float(r["recovery_pct"])
+        assert low <= rec <= high, r
+        assert r["drop_significant"] == ("true" if high < 100 else "false"), r
+        assert int(r["n_paired"]) == int(r["n"]), r  # both models answered every item
+
+
 def test_fixture_is_well_above_chance_in_bf16(study):
     # Recovery only means something if the baseline really solves the tasks:
     # chance is 0.25 on count_letter and ~0 on reverse.

@@ -97,3 +97,20 @@ def test_model_overrides_merge_over_recipes():
 def test_fixture_layers_are_multiples_of_128():
     cfg = json.loads((ROOT / DEFAULT["models"]["tiny-llama"]["path"] / "config.json").read_text())
     assert all(size % 128 == 0 for size in linear_input_sizes(cfg).values())
+
+
+def test_significance_settings_are_validated_and_defaulted():
+    from quantstudy.config import SIGNIFICANCE_DEFAULTS, significance_settings
+    msg = errors_of(lambda c: c["significance"].update(confidence=1.5))
+    assert "'significance.confidence'" in msg and "1.5" in msg
+    msg = errors_of(lambda c: c["significance"].update(n_resamples=10))
+    assert "'significance.n_resamples'" in msg and "10" in msg
+    msg = errors_of(lambda c: c["significance"].update(seeds=1))
+    assert "'significance'" in msg and "seeds" in msg
+    assert significance_settings({}) == SIGNIFICANCE_DEFAULTS
+    assert significance_settings({"significance": {"n_resamples": 2000}})["n_resamples"] == 2000
+
+
+def test_normalize_takes_only_known_methods():
+    msg = errors_of(lambda c: c["tasks"]["reverse"].update(normalize="leaderboard-v3"))
+    assert "'tasks.reverse.normalize'" in msg and "leaderboard-v3" in msg

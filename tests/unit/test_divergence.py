@@ -128,3 +128,8 @@ def test_pooled_flips():
     b = flip_counts({0: True, 1: True}, {0: True, 1: True})
     p = pooled_flips({"a": a, "b": b})
     assert (p["n"], p["flips"], p["flip_rate"]) == (4, 1, 0.25)
+
+
+def test_group_items_are_told_apart_by_subtask():
+    rows = [{**sample(0, acc=1.0), "subtask": "g_a"}, {**sample(0, acc=0.0), "subtask": "g_b"}]
+    assert item_correctness(rows, "acc,none") == {"g_a/0": True, "g_b/0": False}

@@ -57,3 +57,15 @@ def test_read_eval_json_rejects_broken_files_naming_them(tmp_path, content):
     p.write_text(content)
     with pytest.raises(EvalFileError, match="broken.json"):
         read_eval_json(p)
+
+
+def test_group_samples_are_tagged_with_their_subtask_and_subtask_results_kept():
+    from quantstudy.lmeval import flat_samples, subtask_results
+    plain = {"samples": {"qs_task": [{"doc_id": 0}]}, "results": {"qs_task": {"acc,none": 1.0}}}
+    assert flat_samples(plain, "qs_task") == [{"doc_id": 0}]  # plain tasks: rows as lm-eval wrote them
+    assert subtask_results(plain, "qs_task") == {}
+    group = {"samples": {"g_b": [{"doc_id": 0}], "g_a": [{"doc_id": 0}, {"doc_id": 1}]},
+             "results": {"g": {"acc,none": 0.5}, "g_a": {"acc,none": 0.4}, "g_b": {"acc,none": 0.6}}}
+    assert flat_samples(group, "g") == [{"doc_id": 0, "subtask": "g_a"}, {"doc_id": 1, "subtask": "g_a"},
+                                        {"doc_id": 0, "subtask": "g_b"}]
+    assert subtask_results(group, "g") == {"g_a": {"acc,none": 0.4}, "g_b": {"acc,none": 0.6}}
