@@ -40,6 +40,22 @@ class Workflow:
         return yaml.safe_load(self.path("config/config.yaml").read_text())
 
 
+# CI-sized serving benchmarks: two of the default's seven use cases, two repeats, fewer
+# requests. Every stage still runs for real; the full default runs with `make study`.
+CI_PERFORMANCE = {"use_cases": ["rag", "multi-turn-chat"], "repeats": 2, "requests": 32, "sync_requests": 4}
+
+
+def ci_sized(wf: Workflow) -> Workflow:
+    cfg = wf.config
+    perf = cfg["performance"]
+    perf["use_cases"] = {name: {**perf["use_cases"][name], "requests": CI_PERFORMANCE["requests"],
+                                "sync_requests": CI_PERFORMANCE["sync_requests"]}
+                         for name in CI_PERFORMANCE["use_cases"]}
+    perf["repeats"] = CI_PERFORMANCE["repeats"]
+    wf.path("config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return wf
+
+
 @pytest.fixture(scope="session")
 def study(tmp_path_factory) -> Workflow:
     """The default study, run once end to end: real quantization, real lm-eval on vLLM."""
@@ -50,6 +66,6 @@ def study(tmp_path_factory) -> Workflow:
         wf = Workflow(Path(shutil.copytree(reuse, tmp_path_factory.mktemp("study") / "wf", symlinks=True)))
         wf.first_run = None
         return wf
-    wf = Workflow(copy_workflow(tmp_path_factory.mktemp("study")))
+    wf = ci_sized(Workflow(copy_workflow(tmp_path_factory.mktemp("study"))))
     wf.first_run = wf.snakemake("--cores", "2")
     return wf
