@@ -2,10 +2,14 @@
 # base model -> quantize (per scheme) -> evaluate (per task) -> summary;
 # generate (per scheme) -> similarity to bf16 (+ KL, flips) -> summary.
 # Config: config/config.yaml (embedded fixture study); see README for your own models.
+# Report: `snakemake --report results/report.html` after a run (rules/report.smk).
 
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+
+report: "report/workflow.rst"
 
 
 # The embedded default, unless the user names their own with --configfile (which then
@@ -21,6 +25,7 @@ include: "rules/evaluate.smk"
 include: "rules/generate.smk"
 include: "rules/similarity.smk"
 include: "rules/summary.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -29,3 +34,4 @@ rule all:
         SUMMARY_CSV,
         SUMMARY_MD,
         similarity_outputs(),
+        paths.REPORT_OUTPUTS,
