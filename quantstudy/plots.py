@@ -1,4 +1,5 @@
-"""Figures of the report: recovery per task and scheme, accuracy against throughput and cost.
+"""Figures of the report: recovery per task and scheme, similarity of answers to bf16,
+accuracy against throughput and against cost.
 
 Plain functions over rows read from the workflow's CSVs (dicts of strings, as csv gives
 them), so they can be tested on hand-made frames. matplotlib is imported only by the
@@ -293,7 +294,7 @@ def plot_recovery(summary: list[dict], out) -> dict:
         lo_lim, hi_lim = min(vals + [100.0]), max(vals + [100.0])
         pad = max(1.0, 0.1 * (hi_lim - lo_lim))
         ax.set_ylim(max(0.0, lo_lim - pad), hi_lim + pad)
-        note = "error bars: paired-bootstrap 95% interval" if intervals else "no interval available (summary.csv has none)"
+        note = "error bars: paired-bootstrap 95% interval" if intervals else "no interval: summary.csv has none"
         ax.set_title(f"{model}: accuracy recovery per task and suite ({note})")
         ax.legend(title="scheme", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.grid(axis="y", alpha=0.3)
@@ -301,6 +302,65 @@ def plot_recovery(summary: list[dict], out) -> dict:
     _save(fig, out)
     plt.close(fig)
     return {"models": list(data), "intervals": intervals}
+
+
+SIMILARITY_SHOWN = ["rouge1", "rougeL", "chrf", "sts", "bertscore_f1", "exact_match", "top1_agreement"]
+
+
+def similarity_bars_data(summary: list[dict]) -> dict[str, dict]:
+    """Per model: the 0-1 similarity measures to bf16 (1 = identical) x quantized scheme,
+    with their standard errors, from the summary's similarity rows."""
+    from quantstudy.summary import SIMILARITY_LABELS
+
+    out = {}
+    rows = [r for r in summary if r.get("level") == "similarity" and r.get("metric") in SIMILARITY_SHOWN]
+    for model in sorted({r["model"] for r in rows}):
+        mrows = [r for r in rows if r["model"] == model and num(r.get("score")) is not None]
+        metrics = [m for m in SIMILARITY_SHOWN if any(r["metric"] == m for r in mrows)]
+        out[model] = {
+            "metrics": metrics, "labels": [SIMILARITY_LABELS.get(m, m) for m in metrics],
+            "schemes": sorted({r["scheme"] for r in mrows}, key=scheme_key),
+            "cells": {(r["metric"], r["scheme"]): (num(r["score"]), num(r.get("stderr"))) for r in mrows},
+        }
+    return out
+
+
+def plot_similarity(summary: list[dict], out) -> dict:
+    """Bars of each quantized scheme's similarity to bf16 (ROUGE, chrF, STS, BERTScore,
+    identical answers, same top-1 token), mean +- standard error, one panel per model."""
+    plt = _plt()
+    data = {m: d for m, d in similarity_bars_data(summary).items() if d["metrics"] and d["schemes"]}
+    if not data:
+        _empty(plt, out, "No similarity to bf16 to draw: the config has no similarity stage.")
+        return {"models": []}
+    fig, axes = plt.subplots(len(data), 1, figsize=(max(6.0, 1.5 * max(len(d["metrics"]) for d in data.values()) + 2.5),
+                                                   3.2 * len(data)), squeeze=False)
+    for ax, (model, d) in zip(axes[:, 0], data.items()):
+        w = 0.8 / len(d["schemes"])
+        lowest = 1.0
+        for i, s in enumerate(d["schemes"]):
+            xs, ys, es = [], [], []
+            for g, m in enumerate(d["metrics"]):
+                if (m, s) in d["cells"]:
+                    score, se = d["cells"][(m, s)]
+                    xs.append(g - 0.4 + w * (i + 0.5))
+                    ys.append(score)
+                    es.append(se or 0.0)
+                    lowest = min(lowest, score - (se or 0.0))
+            ax.bar(xs, ys, width=w, yerr=es, capsize=3, label=s, color=scheme_color(s, d["schemes"]),
+                   error_kw={"elinewidth": 1, "ecolor": "black"})
+        ax.axhline(1.0, color="black", lw=0.8, ls="--")
+        ax.set_xticks(range(len(d["metrics"])))
+        ax.set_xticklabels([lbl.replace(" (", "\n(") for lbl in d["labels"]], fontsize=8)
+        ax.set_ylim(max(0.0, lowest - 0.1 * (1.0 - lowest) - 0.01), 1.005 + 0.02 * (1.0 - lowest))
+        ax.set_ylabel("similarity to bf16 (1 = identical)")
+        ax.set_title(f"{model}: answers of each scheme vs bf16's (mean ± standard error over prompts)")
+        ax.legend(title="scheme", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    _save(fig, out)
+    plt.close(fig)
+    return {"models": list(data)}
 
 
 def plot_tradeoff(panels: list[dict], out, xlabel: str, hardware: dict[str, str] | None = None,

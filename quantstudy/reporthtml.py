@@ -19,6 +19,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; font-size:
 table { border-collapse: collapse; margin: 0.6em 0 1.4em 0; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #f2f2f2; }
+td { white-space: nowrap; }
 tr:nth-child(even) td { background: #fafafa; }
 code { background: #f4f4f4; padding: 0 3px; border-radius: 3px; }
 p.note { color: #555; }

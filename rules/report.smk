@@ -21,7 +21,14 @@ rule figures:
             caption="../report/recovery.rst",
             category="1. Accuracy",
             subcategory="Recovery vs bf16",
-            labels={"item": "recovery figure: per task and suite, 95% intervals"},
+            labels={"item": "recovery figure: per task and suite"},
+        ),
+        similarity=report(
+            paths.FIGURE_SIMILARITY,
+            caption="../report/similarity_figure.rst",
+            category="1. Accuracy",
+            subcategory="Similarity to bf16",
+            labels={"item": "similarity figure: answers vs bf16's"},
         ),
         throughput=report(
             paths.FIGURE_THROUGHPUT,
@@ -49,7 +56,8 @@ rule figures:
         runtime=10,
     shell:
         "$QS_PYTHON_ANALYSIS {input.script:q} --summary {input.summary:q} --perf {input.perf:q}"
-        " --cost {input.cost:q} --recovery {output.recovery:q} --throughput {output.throughput:q}"
+        " --cost {input.cost:q} --recovery {output.recovery:q} --similarity {output.similarity:q}"
+        " --throughput {output.throughput:q}"
         " --cost-figure {output.cost:q} > {log:q} 2>&1"
 
 

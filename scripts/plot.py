@@ -39,6 +39,7 @@ def main(argv=None) -> int:
     ap.add_argument("--perf", help="results/perf.csv (one row per model, scheme, gpu, use case, mode)")
     ap.add_argument("--cost", help="results/cost.csv (queries per dollar per perf row)")
     ap.add_argument("--recovery", required=True, help="output: recovery bars per task/suite and scheme")
+    ap.add_argument("--similarity", help="output: similarity of each scheme's answers to bf16's")
     ap.add_argument("--throughput", help="output: accuracy vs request throughput")
     ap.add_argument("--cost-figure", help="output: accuracy vs queries per dollar")
     args = ap.parse_args(argv)
@@ -47,6 +48,9 @@ def main(argv=None) -> int:
     summary = plots.read_csv(args.summary)
     info = plots.plot_recovery(summary, args.recovery)
     log.info("recovery: %s -> %s", info, args.recovery)
+    if args.similarity:
+        info = plots.plot_similarity(summary, args.similarity)
+        log.info("similarity: %s -> %s", info, args.similarity)
     perf = _rows(args.perf)
     hardware = plots.hardware_by_gpu(perf)
     if args.throughput:

@@ -30,6 +30,7 @@ EXPECTED = [
     ("1. Accuracy", "Recovery vs bf16", "recovery figure", "img",
      ["recovery", "paired-bootstrap 95% interval", "Measured"]),
     ("1. Accuracy", "Recovery vs bf16", "recovery table", "html", ["standard error", "ratio of the two averages"]),
+    ("1. Accuracy", "Similarity to bf16", "similarity figure", "img", ["BERTScore", "1 = identical", "standard error"]),
     ("1. Accuracy", "Similarity to bf16", "similarity table", "html", ["KL divergence", "BERTScore"]),
     ("2. Accuracy vs performance", None, "accuracy vs throughput", "img",
      ["request throughput", "Pareto front", "Hardware", "geometric mean"]),

@@ -115,6 +115,18 @@ def test_num_tolerates_blank_and_non_finite():
     assert plots.num("x") is None and plots.num(" 1.5 ") == 1.5
 
 
+def test_similarity_bars_from_similarity_rows_only():
+    rows = summary(ci=False)
+    rows.append(dict(rows[-1], metric="kl_per_token", score="0.001"))  # not a 0-1 similarity: not drawn
+    rows.append(dict(rows[-2], metric="bertscore_f1", score="0.97", stderr=""))
+    d = plots.similarity_bars_data(rows)["m"]
+    assert d["metrics"] == ["rouge1", "bertscore_f1"] and d["labels"] == ["ROUGE-1 F", "BERTScore F1"]
+    assert d["schemes"] == ["w8a8-int"]
+    assert d["cells"][("rouge1", "w8a8-int")] == (0.9, 0.02)
+    assert d["cells"][("bertscore_f1", "w8a8-int")] == (0.97, None)
+    assert plots.similarity_bars_data([r for r in rows if r["level"] != "similarity"]) == {}
+
+
 # ------------------------------------------------------------------ trade-off panels
 
 def perf_rows():

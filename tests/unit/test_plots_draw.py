@@ -70,10 +70,10 @@ def test_svg_figures_are_valid_and_deterministic(tmp_path, inputs):
     for run in ("a", "b"):
         d = tmp_path / run
         plot(tmp_path, "--summary", str(inputs["ci"]), "--perf", str(inputs["perf"]), "--cost", str(inputs["cost"]),
-             "--recovery", str(d / "recovery.svg"), "--throughput", str(d / "tp.svg"),
+             "--recovery", str(d / "recovery.svg"), "--similarity", str(d / "similarity.svg"), "--throughput", str(d / "tp.svg"),
              "--cost-figure", str(d / "cost.svg"))
         outs[run] = {f.name: f.read_bytes() for f in sorted(d.iterdir())}
-    assert sorted(outs["a"]) == ["cost.svg", "recovery.svg", "tp.svg"]
+    assert sorted(outs["a"]) == ["cost.svg", "recovery.svg", "similarity.svg", "tp.svg"]
     for name, data in outs["a"].items():
         w, h = svg_size(tmp_path / "a" / name)
         assert w > 100 and h > 50, (name, w, h)
@@ -95,7 +95,8 @@ def test_png_and_no_interval_columns(tmp_path, inputs):
 def test_missing_perf_and_cost_still_draw_a_figure_that_says_so(tmp_path, inputs):
     p = plot(tmp_path, "--summary", str(inputs["noci"]), "--perf", str(tmp_path / "absent.csv"),
              "--cost", str(tmp_path / "absent2.csv"), "--recovery", str(tmp_path / "r.svg"),
-             "--throughput", str(tmp_path / "tp.svg"), "--cost-figure", str(tmp_path / "c.svg"))
+             "--throughput", str(tmp_path / "tp.svg"), "--cost-figure", str(tmp_path / "c.svg"),
+             "--similarity", str(tmp_path / "s.svg"))
     assert "does not exist" in p.stderr and "'panels': 0" in p.stderr
-    for name in ("r.svg", "tp.svg", "c.svg"):
+    for name in ("r.svg", "tp.svg", "c.svg", "s.svg"):
         assert svg_size(tmp_path / name)[0] > 0
