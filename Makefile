@@ -26,9 +26,9 @@ lint: envs
 	$(SNAKEMAKE) --lint
 
 dag: envs
-	mkdir -p results
-	$(SNAKEMAKE) --rulegraph | dot -Tsvg > results/rulegraph.svg
-	$(SNAKEMAKE) --dag | dot -Tsvg > results/dag.svg
+	mkdir -p docs
+	$(SNAKEMAKE) --rulegraph | dot -Tsvg > docs/rulegraph.svg
+	$(SNAKEMAKE) --dag | dot -Tsvg > docs/dag.svg
 
 bench: envs
 	$(VENVS)/workflow/bin/python bench/study_time.py

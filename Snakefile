@@ -3,10 +3,14 @@
 # generate (per scheme) -> similarity to bf16 (+ KL, flips) -> summary;
 # perf (vLLM server per scheme x GPU type) -> perf.csv -> cost.csv -> guideline (+ summary).
 # Config: config/config.yaml (embedded fixture study); see README for your own models.
+# Report: `snakemake --report results/report.html` after a run (rules/report.smk).
 
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+
+report: "report/workflow.rst"
 
 
 # The embedded default, unless the user names their own with --configfile (which then
@@ -23,6 +27,7 @@ include: "rules/generate.smk"
 include: "rules/similarity.smk"
 include: "rules/summary.smk"
 include: "rules/perf.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -32,3 +37,4 @@ rule all:
         SUMMARY_MD,
         similarity_outputs(),
         performance_outputs(),
+        paths.REPORT_OUTPUTS,

@@ -34,3 +34,16 @@ GUIDELINE_CSV = RESULTS + "/guideline.csv"
 GUIDELINE_MD = RESULTS + "/guideline.md"
 # Figures for the report (snakemake --report).
 FIGURES_DIR = RESULTS + "/figures"
+FIGURE_RECOVERY = FIGURES_DIR + "/recovery.svg"
+FIGURE_SIMILARITY = FIGURES_DIR + "/similarity.svg"
+FIGURE_THROUGHPUT = FIGURES_DIR + "/accuracy_vs_throughput.svg"
+FIGURE_COST = FIGURES_DIR + "/accuracy_vs_cost.svg"
+# The report's tables as self-contained HTML pages (the report shows HTML in a frame).
+TABLES_DIR = RESULTS + "/tables"
+TABLE_RECOVERY = TABLES_DIR + "/recovery.html"
+TABLE_SIMILARITY = TABLES_DIR + "/similarity.html"
+TABLE_GUIDELINE = TABLES_DIR + "/guideline.html"
+# Everything the report shows (rule all asks for it, so a plain run can be reported).
+REPORT_OUTPUTS = [FIGURE_RECOVERY, FIGURE_SIMILARITY, FIGURE_THROUGHPUT, FIGURE_COST, TABLE_RECOVERY, TABLE_SIMILARITY, TABLE_GUIDELINE]
+# `snakemake --report` writes it here by convention (README).
+REPORT_HTML = RESULTS + "/report.html"

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ["Snakefile", "rules", "envs", "config", "scripts", "quantstudy", "fixtures", "data", "profiles", "slurm"]
+WORKFLOW_PARTS = ["Snakefile", "rules", "report", "envs", "config", "scripts", "quantstudy", "fixtures", "data", "profiles", "slurm"]
 
 
 def copy_workflow(dest: str | Path) -> Path:

@@ -15,7 +15,7 @@ rule summary:
         similarity=similarity_outputs(),
         script="scripts/summarize.py",
     output:
-        csv=SUMMARY_CSV,
+        csv=report(SUMMARY_CSV, caption="../report/summary_csv.rst", category="4. Data"),
         md=SUMMARY_MD,
     params:
         skipped=json.dumps(config.get("skipped_tasks", {}), sort_keys=True),

@@ -1,0 +1,113 @@
+# Figures and HTML tables for `snakemake --report results/report.html` (report/workflow.rst).
+# Inputs: summary.csv (rules/summary.smk), and perf.csv, cost.csv, guideline.md (rules/perf.smk)
+# when the config has a `performance:` block (without it, those figures say there is no data).
+
+from quantstudy import plots
+
+
+localrules:
+    figures,
+    report_tables,
+
+
+rule figures:
+    input:
+        summary=SUMMARY_CSV,
+        perf=[PERF_CSV] if PERFORMANCE else [],
+        cost=[COST_CSV] if PERFORMANCE else [],
+        script="scripts/plot.py",
+    output:
+        recovery=report(
+            paths.FIGURE_RECOVERY,
+            caption="../report/recovery.rst",
+            category="1. Accuracy",
+            subcategory="Recovery vs bf16",
+            labels={"item": "recovery figure: per task and suite"},
+        ),
+        similarity=report(
+            paths.FIGURE_SIMILARITY,
+            caption="../report/similarity_figure.rst",
+            category="1. Accuracy",
+            subcategory="Similarity to bf16",
+            labels={"item": "similarity figure: answers vs bf16's"},
+        ),
+        throughput=report(
+            paths.FIGURE_THROUGHPUT,
+            caption="../report/throughput.rst",
+            category="2. Accuracy vs performance",
+            subcategory="Throughput and cost",
+            labels=plots.report_labels("accuracy vs throughput"),
+        ),
+        cost=report(
+            paths.FIGURE_COST,
+            caption="../report/cost.rst",
+            category="2. Accuracy vs performance",
+            subcategory="Throughput and cost",
+            labels=plots.report_labels("accuracy vs queries per dollar"),
+        ),
+    params:
+        perf_args=lambda w, input: " ".join(
+            f"--{k} {shlex.quote(str(input[k]))}" for k in ("perf", "cost") if input[k]
+        ),
+    log:
+        "results/logs/figures.log",
+    benchmark:
+        "results/benchmarks/figures.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "$QS_PYTHON_ANALYSIS {input.script:q} --summary {input.summary:q} {params.perf_args}"
+        " --recovery {output.recovery:q} --similarity {output.similarity:q}"
+        " --throughput {output.throughput:q}"
+        " --cost-figure {output.cost:q} > {log:q} 2>&1"
+
+
+rule report_tables:
+    input:
+        summary=SUMMARY_CSV,
+        guideline=[GUIDELINE_MD] if PERFORMANCE else [],
+        script="scripts/report_tables.py",
+    output:
+        recovery=report(
+            paths.TABLE_RECOVERY,
+            caption="../report/recovery_table.rst",
+            category="1. Accuracy",
+            subcategory="Recovery vs bf16",
+            labels={"item": "recovery table: scores with standard errors"},
+        ),
+        similarity=report(
+            paths.TABLE_SIMILARITY,
+            caption="../report/similarity.rst",
+            category="1. Accuracy",
+            subcategory="Similarity to bf16",
+            labels={"item": "similarity table: text similarity, KL, flips"},
+        ),
+        guideline=report(
+            paths.TABLE_GUIDELINE,
+            caption="../report/guideline.rst",
+            category="3. Deployment guideline",
+            labels={"item": "guideline: recommended scheme"},
+        ),
+    params:
+        guideline_arg=lambda w, input: (
+            f"--guideline {shlex.quote(str(input.guideline))}" if input.guideline else ""
+        ),
+    log:
+        "results/logs/report_tables.log",
+    benchmark:
+        "results/benchmarks/report_tables.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "$QS_PYTHON_ANALYSIS {input.script:q} --summary {input.summary:q} {params.guideline_arg}"
+        " --recovery {output.recovery:q} --similarity {output.similarity:q}"
+        " --guideline-html {output.guideline:q} > {log:q} 2>&1"
+
