@@ -45,7 +45,7 @@ if PERFORMANCE:
             script="scripts/perf_table.py",
             perf=perf_dirs(),
         output:
-            csv=PERF_CSV,
+            csv=report(PERF_CSV, caption="../report/perf_csv.rst", category="4. Data"),
             sweep=PERF_SWEEP_CSV,
         log:
             "results/logs/perf_table.log",
@@ -64,7 +64,7 @@ if PERFORMANCE:
             script="scripts/cost.py",
             perf=PERF_CSV,
         output:
-            COST_CSV,
+            report(COST_CSV, caption="../report/cost_csv.rst", category="4. Data"),
         params:
             gpu_types=json.dumps(config["gpu_types"], sort_keys=True),
             model_gpus=json.dumps({m: model_gpus(config, m) for m in MODELS}, sort_keys=True),
@@ -87,7 +87,7 @@ if PERFORMANCE:
             summary=SUMMARY_CSV,
             perf=PERF_CSV,
         output:
-            csv=GUIDELINE_CSV,
+            csv=report(GUIDELINE_CSV, caption="../report/guideline_csv.rst", category="4. Data"),
             md=GUIDELINE_MD,
         params:
             floor=config.get("guideline", {}).get("recovery_floor_pct", 99.0),
