@@ -200,7 +200,7 @@ def test_markdown_tables_become_html():
 def test_recovery_and_similarity_pages():
     rows = summary(ci=True)
     rec = reporthtml.recovery_page(rows)
-    assert rec.startswith("<!DOCTYPE html>") and "<h2>m</h2>" in rec and "(97.0%)" in rec
+    assert rec.startswith("<!DOCTYPE html>") and "<h2>m</h2>" in rec and "(97.0%" in rec
     assert "http" not in rec  # self-contained: no external resource
     sim = reporthtml.similarity_page(rows)
     assert "drift from bf16" in sim and "ROUGE-1 F" in sim
