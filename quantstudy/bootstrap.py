@@ -26,7 +26,6 @@ when it lies above 100; an interval containing 100 sets neither.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Callable
 import numpy as np
 
 from quantstudy.config import SIGNIFICANCE_DEFAULTS
+from quantstudy.results import read_jsonl
 
 DEFAULTS = SIGNIFICANCE_DEFAULTS
 # Index matrices are drawn in blocks of at most this many entries (memory: MMLU has 14k
@@ -59,16 +59,7 @@ def _lean(row: dict) -> dict:
 
 def read_samples(path) -> list[dict]:
     """lm-eval per-item samples (JSONL), metric values only; errors name the file and line."""
-    rows = []
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(_lean(json.loads(line)))
-            except ValueError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON (truncated?): {e}") from None
-    return rows
+    return read_jsonl(path, _lean)
 
 
 def item_values(samples: list[dict], metric: str, subtask: str | None = None) -> Values:

@@ -20,3 +20,18 @@ def read_result(path, fmt: str, required: tuple[str, ...], kind: str, error: typ
         if key not in data:
             raise error(f"{path}: {kind} result lacks {key!r}")
     return data
+
+
+def read_jsonl(path, transform=None) -> list[dict]:
+    """Rows of a JSONL file (each passed through `transform`); errors name the file and line."""
+    rows = []
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as e:
+                raise ValueError(f"{path}:{lineno}: not valid JSON (truncated or corrupted?): {e}") from None
+            rows.append(transform(row) if transform else row)
+    return rows

@@ -66,3 +66,21 @@ def platform_cpu() -> str:
     import platform
 
     return platform.processor() or platform.machine()
+
+
+def checkpoint_error(model_dir: str, scheme: str) -> str | None:
+    """Why a checkpoint cannot be served (named before any engine starts), or None.
+
+    A hub id (with hub access, no local directory) is fetched by the engine: not checked.
+    """
+    from pathlib import Path
+
+    from quantstudy.checkpoint import CheckpointError, check_checkpoint
+
+    if not Path(model_dir).exists() and os.environ.get("QS_HUB_ACCESS"):
+        return None
+    try:
+        check_checkpoint(model_dir, quantized=scheme != "bf16")
+    except CheckpointError as e:
+        return str(e)
+    return None

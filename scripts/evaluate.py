@@ -14,16 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from quantstudy import atomic  # noqa: E402
-from quantstudy.checkpoint import CheckpointError, check_checkpoint  # noqa: E402
 from quantstudy.lmeval import EVAL_FORMAT, extract_scores, flat_samples, sample_count, subtask_results  # noqa: E402
-from quantstudy.runtime import add_checkpoint_args, offline_env, package_versions  # noqa: E402
+from quantstudy.runtime import add_checkpoint_args, checkpoint_error, offline_env, package_versions  # noqa: E402
 
 log = logging.getLogger("evaluate")
 
@@ -111,11 +109,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     evaluation = json.loads(args.evaluation)
-    try:  # a damaged checkpoint is named here, not deep inside an engine start
-        if Path(args.model_dir).exists() or not os.environ.get("QS_HUB_ACCESS"):  # else a hub id
-            check_checkpoint(args.model_dir, quantized=args.scheme != "bf16")
-    except CheckpointError as e:
-        log.error("%s", e)
+    problem = checkpoint_error(args.model_dir, args.scheme)  # named before any engine starts
+    if problem:
+        log.error("%s", problem)
         return 1
     offline_env(evaluation.get("env"))
     evaluate(args.model_dir, args.model, args.scheme, args.task, json.loads(args.task_spec), evaluation,

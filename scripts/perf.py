@@ -33,9 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from quantstudy import atomic, server  # noqa: E402
-from quantstudy.checkpoint import CheckpointError, check_checkpoint  # noqa: E402
 from quantstudy.perf import MANIFEST, PERF_FORMAT, bench_args, point_name, sweep_rates  # noqa: E402
-from quantstudy.runtime import add_checkpoint_args, hardware_description, offline_env, package_versions  # noqa: E402
+from quantstudy.runtime import add_checkpoint_args, checkpoint_error, hardware_description, offline_env, package_versions  # noqa: E402
 
 log = logging.getLogger("perf")
 
@@ -128,11 +127,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = json.loads(args.settings)
-    try:  # a damaged checkpoint is named here, not deep inside a server start
-        if Path(args.model_dir).exists() or not os.environ.get("QS_HUB_ACCESS"):  # else a hub id
-            check_checkpoint(args.model_dir, quantized=args.scheme != "bf16")
-    except CheckpointError as e:
-        log.error("%s", e)
+    problem = checkpoint_error(args.model_dir, args.scheme)  # named before any engine starts
+    if problem:
+        log.error("%s", problem)
         return 1
     offline_env(settings.get("env"))
     try:

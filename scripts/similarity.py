@@ -31,23 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from quantstudy import atomic  # noqa: E402
 from quantstudy.divergence import (NotBinaryError, flip_counts, item_correctness, kl_summary,  # noqa: E402
                                    pooled_flips)
+from quantstudy.results import read_jsonl  # noqa: E402
 from quantstudy.runtime import offline_env, package_versions  # noqa: E402
 from quantstudy.textsim import SIMILARITY_FORMAT, TEXT_METRICS, mean_and_stderr, score_pairs  # noqa: E402
 
 log = logging.getLogger("similarity")
 
-
-def read_jsonl(path: str) -> list[dict]:
-    rows = []
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except ValueError as e:
-                raise SystemExit(f"{path}:{lineno}: not valid JSON (truncated or corrupted?): {e}")
-    return rows
 
 
 def by_id(rows: list[dict], path: str) -> dict[str, dict]:
@@ -113,12 +102,15 @@ def main(argv=None) -> int:
     except (OSError, ValueError) as e:
         raise SystemExit(f"{args.meta}: unreadable generation meta ({e})")
 
-    gens = by_id(read_jsonl(args.generations), args.generations)
-    ref = by_id(read_jsonl(args.reference), args.reference)
+    try:  # a truncated or corrupted input is named (file and line), never half-read
+        gens = by_id(read_jsonl(args.generations), args.generations)
+        ref = by_id(read_jsonl(args.reference), args.reference)
+        lp = {r["id"]: r["positions"] for r in read_jsonl(args.logprobs)}
+        ref_lp = {r["id"]: r["positions"] for r in read_jsonl(args.reference_logprobs)}
+    except ValueError as e:
+        raise SystemExit(str(e))
     aggregate, per_prompt = text_similarity(gens, ref, settings)
 
-    lp = {r["id"]: r["positions"] for r in read_jsonl(args.logprobs)}
-    ref_lp = {r["id"]: r["positions"] for r in read_jsonl(args.reference_logprobs)}
     try:
         kl = kl_summary(ref_lp, lp, meta["vocab_size"])
     except ValueError as e:
