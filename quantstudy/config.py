@@ -122,13 +122,19 @@ def model_gpu_types(config: dict, model: str) -> list[str]:
     return list(config["models"][model].get("gpu_types", perf["gpu_types"]))
 
 
+def model_perf_schemes(config: dict, model: str) -> list[str]:
+    """Schemes a model is benchmarked in: every scheme unless models.<m>.perf_schemes narrows it."""
+    only = config["models"][model].get("perf_schemes")
+    return [s for s in config["schemes"] if only is None or s in only]
+
+
 def _performance_errors(config: dict, model: str, model_cfg: dict | None) -> list[str]:
     perf = config.get("performance")
     if not perf:
-        if config["models"][model].get("gpu_types"):
-            return [f"config key 'models.{model}.gpu_types': set, but there is no 'performance' block to use it"]
-        return []
-    errs = []
+        return [f"config key 'models.{model}.{k}': set, but there is no 'performance' block to use it"
+                for k in ("gpu_types", "perf_schemes") if config["models"][model].get(k)]
+    errs = [f"config key 'models.{model}.perf_schemes': '{s}' is not in 'schemes' {config['schemes']}"
+            for s in config["models"][model].get("perf_schemes", []) if s not in config["schemes"]]
     known = config.get("gpu_types", {})
     key = f"models.{model}.gpu_types" if "gpu_types" in config["models"][model] else "performance.gpu_types"
     for g in model_gpu_types(config, model):

@@ -19,6 +19,7 @@ from quantstudy.config import (
     ConfigError,
     effective_recipe,
     model_gpu_types,
+    model_perf_schemes,
     significance_settings as _significance,
     validate_config,
 )
@@ -228,9 +229,9 @@ def flip_args(w, input):
 
 
 def perf_dirs():
-    """Every perf directory of the study: (model, scheme, each GPU type of the model)."""
+    """Every perf directory of the study: (model, each benchmarked scheme, each GPU type)."""
     return [PERF_DIR.format(model=m, scheme=s, gpu=g) for m in MODELS for g in model_gpu_types(config, m)
-            for s in SCHEMES]
+            for s in model_perf_schemes(config, m)]
 
 
 def performance_outputs():

@@ -35,6 +35,18 @@ def test_paper_grid_dry_run_through_slurm_profile(paper):
     assert q405 and "gpu=8" in q405.group(1), out[:3000]
     q8 = re.search(r"rule quantize:\n(?:.*\n)*?.*wildcards: model=llama-3.1-8b-instruct.*\n(?:.*\n)*?.*resources: (.*)", out)
     assert q8 and "gpu=1" in q8.group(1)
+    # Serving benchmarks: every (model, benchmarked scheme, GPU type), each on its GPU type's nodes.
+    perf_gpus = cfg["performance"]["gpu_types"]
+    assert plan["perf"] == sum(len(m.get("gpu_types", perf_gpus)) * len(m.get("perf_schemes", cfg["schemes"]))
+                               for m in cfg["models"].values())
+    jobs = {(m["model"], m["scheme"], m["gpu"]): res for m, res in
+            ((dict(re.findall(r"(\w+)=([\w.-]+)", w)), r) for w, r in
+             re.findall(r"rule perf:\n(?:.*\n)*?.*wildcards: (.*)\n(?:.*\n)*?.*resources: (.*)", out))}
+    assert "constraint=h100" in jobs[("llama-3.1-405b-instruct", "w4a16-int", "h100")]
+    assert "gpu=8" in jobs[("llama-3.1-405b-instruct", "w4a16-int", "h100")]
+    assert ("llama-3.1-405b-instruct", "bf16", "h100") not in jobs  # does not fit one node
+    assert "constraint=a6000" in jobs[("llama-3.1-8b-instruct", "bf16", "a6000")]
+    assert "gpu=1" in jobs[("llama-3.1-8b-instruct", "bf16", "a6000")]
     print(f"paper grid dry run: {sum(plan.values())} jobs in {elapsed:.1f} s")
 
 

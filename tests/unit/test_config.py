@@ -114,3 +114,16 @@ def test_significance_settings_are_validated_and_defaulted():
 def test_normalize_takes_only_known_methods():
     msg = errors_of(lambda c: c["tasks"]["reverse"].update(normalize="leaderboard-v3"))
     assert "'tasks.reverse.normalize'" in msg and "leaderboard-v3" in msg
+
+
+def test_perf_schemes_must_be_schemes_and_need_a_performance_block():
+    from quantstudy.config import _performance_errors, model_perf_schemes
+
+    cfg = {"schemes": ["bf16", "w8a8-fp"], "models": {"m": {"path": "x", "perf_schemes": ["w4a16-int"]}},
+           "performance": {"gpu_types": ["cpu"], "use_cases": {}, "engine": {}}, "gpu_types": {"cpu": {}}}
+    errs = _performance_errors(cfg, "m", None)
+    assert any("models.m.perf_schemes" in e and "w4a16-int" in e for e in errs)
+    cfg["models"]["m"]["perf_schemes"] = ["w8a8-fp"]
+    assert model_perf_schemes(cfg, "m") == ["w8a8-fp"]
+    del cfg["performance"]
+    assert any("models.m.perf_schemes" in e for e in _performance_errors(cfg, "m", None))
