@@ -19,12 +19,12 @@ Definitions used in every caption:
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import defaultdict
 from pathlib import Path
 
 from quantstudy.config import BASELINE
+from quantstudy.tables import read_csv
 
 SCHEME_ORDER = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]
 SCHEME_COLORS = {"bf16": "#4d4d4d", "w8a8-fp": "#1b9e77", "w8a8-int": "#d95f02", "w4a16-int": "#7570b3"}
@@ -34,12 +34,6 @@ CI_LOW, CI_HIGH, SIGNIFICANT = "recovery_ci_low", "recovery_ci_high", "drop_sign
 
 
 # ----------------------------------------------------------------------------- data
-
-def read_csv(path) -> list[dict]:
-    """Rows of a CSV as dicts of strings; [] for an empty file."""
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
 
 def num(x) -> float | None:
     """A CSV cell as a float; None for a missing, empty or non-finite value."""
