@@ -13,10 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from quantstudy.guideline import scheme_recovery
 from quantstudy.server import port_is_free
 from quantstudy.tables import read_csv
+from quantstudy.workspace import copy_workflow
 
 from .conftest import Workflow
 
@@ -192,3 +194,14 @@ def test_killed_mid_benchmark_leaves_no_server_and_no_finished_output(study, tmp
     assert not wf.path(target).exists(), "a killed benchmark left an output that looks finished"
     assert not wf.path("results/perf.csv").exists() or \
         os.path.getmtime(wf.path("results/perf.csv")) == os.path.getmtime(study.path("results/perf.csv"))
+
+
+def test_without_a_performance_block_the_stage_is_skipped_not_broken(tmp_path):
+    wf = Workflow(copy_workflow(tmp_path / "wf"))
+    cfg = wf.config
+    del cfg["performance"]
+    wf.path("config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    plan = wf.snakemake("-n").stdout
+    assert "rule figures:" in plan and "rule report_tables:" in plan
+    for rule in ("perf", "perf_table", "cost", "guideline"):
+        assert f"rule {rule}:" not in plan
