@@ -17,7 +17,7 @@ study: envs
 test: envs
 	$(SNAKEMAKE) --lint
 	@# pytest exits 5 when it collects no test: not a failure of the code under test
-	$(PYTEST) tests; rc=$$?; if [ $$rc -eq 5 ]; then echo 'pytest collected no tests'; rc=0; fi; exit $$rc
+	$(PYTEST) tests --durations=20; rc=$$?; if [ $$rc -eq 5 ]; then echo 'pytest collected no tests'; rc=0; fi; exit $$rc
 
 unit: envs
 	$(PYTEST) tests/unit
