@@ -181,7 +181,8 @@ def report_labels(figure: str):
     the hardware its performance rows were measured on (the rule's `perf` input)."""
 
     def labels(wildcards, input):
-        return {"figure": figure, "hardware": perf_hardware(input.perf) if input.perf else "no performance data"}
+        perf = list(input.perf)  # [] without a performance stage
+        return {"figure": figure, "hardware": perf_hardware(perf[0]) if perf else "no performance data"}
 
     return labels
 

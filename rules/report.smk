@@ -47,7 +47,7 @@ rule figures:
         ),
     params:
         perf_args=lambda w, input: " ".join(
-            f"--{k} {shlex.quote(str(input[k]))}" for k in ("perf", "cost") if input[k]
+            f"--{k} {shlex.quote(f)}" for k in ("perf", "cost") for f in input[k]
         ),
     log:
         "results/logs/figures.log",
@@ -94,7 +94,7 @@ rule report_tables:
         ),
     params:
         guideline_arg=lambda w, input: (
-            f"--guideline {shlex.quote(str(input.guideline))}" if input.guideline else ""
+            " ".join(f"--guideline {shlex.quote(f)}" for f in input.guideline)
         ),
     log:
         "results/logs/report_tables.log",
