@@ -42,7 +42,7 @@ class Workflow:
 
 # CI-sized serving benchmarks: two of the default's seven use cases, two repeats, fewer
 # requests. Every stage still runs for real; the full default runs with `make study`.
-CI_PERFORMANCE = {"use_cases": ["rag", "multi-turn-chat"], "repeats": 2, "requests": 32, "sync_requests": 4}
+CI_PERFORMANCE = {"use_cases": ["rag", "multi-turn-chat"], "repeats": 2, "requests": 24, "sync_requests": 3}
 
 
 def ci_sized(wf: Workflow) -> Workflow:
