@@ -84,3 +84,16 @@ def checkpoint_error(model_dir: str, scheme: str) -> str | None:
     except CheckpointError as e:
         return str(e)
     return None
+
+
+# Snakemake exports these as the job's thread count. vLLM's CPU backend binds its own
+# OpenMP threads to cores; with these set on top, its processes oversubscribe the cores and
+# every decode step waits on preempted threads (measured: 60x slower serving on 2 cores).
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def engine_threads_env() -> None:
+    """Leave thread counts of vLLM engine processes to vLLM (call before it starts)."""
+    for var in THREAD_VARS:
+        os.environ.pop(var, None)

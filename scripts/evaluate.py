@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from quantstudy import atomic  # noqa: E402
 from quantstudy.lmeval import EVAL_FORMAT, extract_scores, flat_samples, sample_count, subtask_results  # noqa: E402
-from quantstudy.runtime import add_checkpoint_args, checkpoint_error, offline_env, package_versions  # noqa: E402
+from quantstudy.runtime import add_checkpoint_args, checkpoint_error, engine_threads_env, offline_env, package_versions  # noqa: E402
 
 log = logging.getLogger("evaluate")
 
@@ -114,6 +114,7 @@ def main(argv=None) -> int:
         log.error("%s", problem)
         return 1
     offline_env(evaluation.get("env"))
+    engine_threads_env()
     evaluate(args.model_dir, args.model, args.scheme, args.task, json.loads(args.task_spec), evaluation,
              args.include_path, args.output, args.samples)
     return 0

@@ -30,7 +30,7 @@ from quantstudy import atomic  # noqa: E402
 from quantstudy.checkpoint import CheckpointError, check_checkpoint  # noqa: E402
 from quantstudy.divergence import answer_positions  # noqa: E402
 from quantstudy.prompts import PromptFileError, load_prompts  # noqa: E402
-from quantstudy.runtime import add_checkpoint_args, offline_env, package_versions  # noqa: E402
+from quantstudy.runtime import add_checkpoint_args, engine_threads_env, offline_env, package_versions  # noqa: E402
 
 log = logging.getLogger("generate")
 GENERATIONS_FORMAT = "quantstudy.generations/1"
@@ -133,6 +133,7 @@ def main(argv=None) -> int:
         ap.error("--reference (bf16's generations) is required for a quantized scheme")
     reference = read_reference(args.reference) if args.reference else None
     offline_env(settings.get("env"))
+    engine_threads_env()
     generate(args.model_dir, args.model, args.scheme, prompts, settings, reference, args.output, args.logprobs,
              args.meta)
     return 0

@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from quantstudy import atomic, server  # noqa: E402
 from quantstudy.perf import MANIFEST, PERF_FORMAT, bench_args, point_name, sweep_rates  # noqa: E402
-from quantstudy.runtime import add_checkpoint_args, checkpoint_error, hardware_description, offline_env, package_versions  # noqa: E402
+from quantstudy.runtime import add_checkpoint_args, checkpoint_error, hardware_description, engine_threads_env, offline_env, package_versions  # noqa: E402
 
 log = logging.getLogger("perf")
 
@@ -132,6 +132,7 @@ def main(argv=None) -> int:
         log.error("%s", problem)
         return 1
     offline_env(settings.get("env"))
+    engine_threads_env()
     try:
         m = benchmark(args.model_dir, args.model, args.scheme, args.gpu, json.loads(args.use_cases), settings,
                       args.output, args.server_log)
