@@ -181,7 +181,7 @@ def report_labels(figure: str):
     the hardware its performance rows were measured on (the rule's `perf` input)."""
 
     def labels(wildcards, input):
-        perf = list(input.perf)  # [] without a performance stage
+        perf = [input.perf] if isinstance(input.perf, str) else list(input.perf)  # [] without perf
         return {"figure": figure, "hardware": perf_hardware(perf[0]) if perf else "no performance data"}
 
     return labels

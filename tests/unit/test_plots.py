@@ -185,6 +185,10 @@ def test_hardware_labels(tmp_path):
         perf = str(f)
 
     assert plots.report_labels("x")(None, input=Input) == {"figure": "x", "hardware": "NVIDIA H100 80GB HBM3"}
+    Input.perf = [str(f)]  # the rule's input: a list, empty without a performance stage
+    assert plots.report_labels("x")(None, input=Input)["hardware"] == "NVIDIA H100 80GB HBM3"
+    Input.perf = []
+    assert plots.report_labels("x")(None, input=Input)["hardware"] == "no performance data"
 
 
 # ------------------------------------------------------------------ HTML tables
