@@ -7,6 +7,7 @@ so tests never touch a user's results.
 from __future__ import annotations
 
 import os
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,13 @@ def study(tmp_path_factory) -> Workflow:
     wf = ci_sized(Workflow(copy_workflow(tmp_path_factory.mktemp("study"))))
     wf.first_run = wf.snakemake("--cores", "2")
     return wf
+
+
+def wait_for(cond, timeout, what, poll=0.05):
+    """Poll `cond` until true; fail naming `what` after `timeout` seconds."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return
+        time.sleep(poll)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -20,7 +20,7 @@ from quantstudy.server import port_is_free
 from quantstudy.tables import read_csv
 from quantstudy.workspace import copy_workflow
 
-from .conftest import Workflow
+from .conftest import Workflow, wait_for
 
 PERF_DIR = "results/perf/tiny-llama/{scheme}/cpu"
 
@@ -162,14 +162,6 @@ def _python_running(folder: Path, script: str) -> list[int]:
     return pids
 
 
-def _wait_for(cond, timeout, what):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 def test_killed_mid_benchmark_leaves_no_server_and_no_finished_output(study, tmp_path):
     """SIGKILL the benchmark process, so no `finally` can run: the server must still go
@@ -182,7 +174,7 @@ def test_killed_mid_benchmark_leaves_no_server_and_no_finished_output(study, tmp
     proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", target], cwd=wf.dir, env=wf.env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        _wait_for(lambda: log.exists() and " sync r0:" in log.read_text(errors="replace"), 600,
+        wait_for(lambda: log.exists() and " sync r0:" in log.read_text(errors="replace"), 600,
                   "the first benchmark point")
         port = _port_of(log)
         assert port and not port_is_free(port)
@@ -191,8 +183,8 @@ def test_killed_mid_benchmark_leaves_no_server_and_no_finished_output(study, tmp
         out, _ = proc.communicate(timeout=300)
         assert proc.returncode != 0, out[-2000:]
         assert "perf" in out and "Error" in out
-        _wait_for(lambda: not _processes_in(wf.dir), 120, "every process of the run to exit")
-        _wait_for(lambda: port_is_free(port), 30, f"port {port} to be free")
+        wait_for(lambda: not _processes_in(wf.dir), 120, "every process of the run to exit")
+        wait_for(lambda: port_is_free(port), 30, f"port {port} to be free")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -16,7 +16,7 @@ import yaml
 
 from quantstudy.workspace import copy_workflow
 
-from .conftest import Workflow
+from .conftest import Workflow, wait_for
 
 EVAL = "results/eval/tiny-llama/{scheme}/{task}.json"
 
@@ -92,14 +92,6 @@ def _start(wf: Workflow, *targets) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def _wait_for(cond, timeout, what):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 def _kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL Snakemake and its whole job tree (the harshest case: nothing can clean up)."""
@@ -122,9 +114,9 @@ def test_sigkill_during_quantize_leaves_nothing_that_looks_done(fresh, study):
     log = fresh.path("results/logs/quantize/tiny-llama/w8a8-int.log")
     proc = _start(fresh, target)
     # Kill the whole job tree mid-calibration (SmoothQuant/GPTQ running, nothing saved yet).
-    _wait_for(lambda: log.exists() and "GPTQ" in log.read_text(errors="replace"), 300, "GPTQ to start")
+    wait_for(lambda: log.exists() and "GPTQ" in log.read_text(errors="replace"), 300, "GPTQ to start")
     _kill_group(proc)
-    _wait_for(lambda: _group_gone(proc.pid), 30, "killed processes to exit")
+    wait_for(lambda: _group_gone(proc.pid), 30, "killed processes to exit")
     assert not fresh.path(target).exists()
     _recover(fresh)
     p = fresh.snakemake("-n", target)
@@ -143,10 +135,10 @@ def test_sigkill_during_evaluate_then_rerun_equals_uninterrupted(fresh, study):
     target = EVAL.format(scheme="bf16", task="reverse")
     log = fresh.path("results/logs/evaluate/tiny-llama/bf16/reverse.log")
     proc = _start(fresh, target)
-    _wait_for(lambda: log.exists() and "Processed prompts" in log.read_text(errors="replace"), 600,
+    wait_for(lambda: log.exists() and "Processed prompts" in log.read_text(errors="replace"), 600,
               "lm-eval to start generating")
     _kill_group(proc)
-    _wait_for(lambda: _group_gone(proc.pid), 30, "vLLM processes to exit")
+    wait_for(lambda: _group_gone(proc.pid), 30, "vLLM processes to exit")
     assert not fresh.path(target).exists()
     _recover(fresh)
     p = fresh.snakemake("-n", target)
@@ -163,7 +155,7 @@ def test_second_invocation_is_refused_and_first_is_unharmed(fresh, study):
     log = fresh.path("results/logs/evaluate/tiny-llama/bf16/count_letter.log")
     first = _start(fresh, target)
     try:
-        _wait_for(lambda: log.exists(), 300, "the first run's job to start")
+        wait_for(lambda: log.exists(), 300, "the first run's job to start")
         second = fresh.snakemake("--cores", "1", target, check=False)
         assert second.returncode != 0
         assert "lock" in (second.stdout + second.stderr).lower()
