@@ -13,6 +13,22 @@ import shutil
 import tempfile
 from pathlib import Path
 
+# Every output renamed into place by this process, in order: an engine step's worker
+# reports them to its supervisor (quantstudy.step), which keeps them if the worker then
+# dies in teardown.
+_COMMITTED: list[Path] = []
+
+
+def committed() -> list[Path]:
+    """Outputs this process has committed (paths inside a committed directory folded in)."""
+    return list(_COMMITTED)
+
+
+def _register(path: Path) -> None:
+    path = Path(path).resolve()
+    _COMMITTED[:] = [p for p in _COMMITTED if p != path and path not in p.parents]
+    _COMMITTED.append(path)
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -35,6 +51,7 @@ def write_text(path: str | Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _register(path)
 
 
 def write_json(path: str | Path, obj) -> None:
@@ -62,3 +79,6 @@ def directory(path: str | Path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    inside = tmp.resolve()  # files written in the temporary directory now live in `path`
+    _COMMITTED[:] = [p for p in _COMMITTED if inside not in p.parents]
+    _register(path)

@@ -140,6 +140,10 @@ def running(cmd: list[str], log_path: str, env: dict | None = None, health_timeo
     SIGTERM/SIGINT to this process become SystemExit, so the `finally` runs for them too.
     """
     def _exit(signum, _frame):
+        # One shot: a terminal's Ctrl-C arrives directly and forwarded by the step's
+        # supervisor; a second SystemExit inside `stop` would leave the server running.
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, signal.SIG_IGN)
         raise SystemExit(128 + signum)
 
     previous = {s: signal.signal(s, _exit) for s in (signal.SIGTERM, signal.SIGINT)}

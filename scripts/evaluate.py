@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from quantstudy import atomic  # noqa: E402
+from quantstudy import atomic, step  # noqa: E402
 from quantstudy.lmeval import EVAL_FORMAT, extract_scores, flat_samples, sample_count, subtask_results  # noqa: E402
 from quantstudy.runtime import add_checkpoint_args, checkpoint_error, engine_threads_env, offline_env, package_versions  # noqa: E402
 
@@ -121,4 +121,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":  # vLLM spawns workers: the guard is required
-    sys.exit(main())
+    step.run(main)  # supervised: a finished step cannot fail in teardown

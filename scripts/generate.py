@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from quantstudy import atomic  # noqa: E402
+from quantstudy import atomic, step  # noqa: E402
 from quantstudy.checkpoint import CheckpointError, check_checkpoint  # noqa: E402
 from quantstudy.divergence import answer_positions  # noqa: E402
 from quantstudy.prompts import PromptFileError, load_prompts  # noqa: E402
@@ -140,4 +140,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":  # vLLM spawns workers: the guard is required
-    sys.exit(main())
+    step.run(main)  # supervised: a finished step cannot fail in teardown

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from quantstudy import atomic, server  # noqa: E402
+from quantstudy import atomic, server, step  # noqa: E402
 from quantstudy.perf import MANIFEST, PERF_FORMAT, bench_args, point_name, sweep_rates  # noqa: E402
 from quantstudy.runtime import add_checkpoint_args, checkpoint_error, hardware_description, engine_threads_env, offline_env, package_versions  # noqa: E402
 
@@ -145,4 +145,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    step.run(main)  # supervised: a finished step cannot fail in teardown

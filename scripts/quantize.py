@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from quantstudy import atomic  # noqa: E402
+from quantstudy import atomic, step  # noqa: E402
 from quantstudy.checkpoint import CheckpointError, check_checkpoint  # noqa: E402
 from quantstudy.recipes import modifier_specs, needs_calibration  # noqa: E402
 from quantstudy.runtime import offline_env, package_versions  # noqa: E402
@@ -149,4 +149,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    step.run(main)  # supervised: a finished step cannot fail in teardown

@@ -21,6 +21,7 @@ from quantstudy.tables import read_csv
 from quantstudy.workspace import copy_workflow
 
 from .conftest import Workflow, wait_for
+from .procs import processes_in, step_workers
 
 PERF_DIR = "results/perf/tiny-llama/{scheme}/cpu"
 
@@ -118,7 +119,7 @@ def test_guideline_recommends_the_cheapest_scheme_within_the_floor(study, perf):
 
 
 def test_no_server_outlives_the_study(study):
-    assert not _processes_in(study.dir)
+    assert not processes_in(study.dir)
     for log in study.dir.glob("results/logs/perf/**/*.log"):
         port = _port_of(log)
         if port:
@@ -127,40 +128,11 @@ def test_no_server_outlives_the_study(study):
 
 # -------------------------------------------------------------- killed mid-benchmark
 
-def _processes_in(folder: Path) -> list[str]:
-    """Processes (other than this one) whose working directory is the workflow copy."""
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cwd = os.readlink(f"/proc/{pid}/cwd")
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    continue
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if int(pid) != os.getpid() and Path(cwd).is_relative_to(folder):
-            out.append(f"{pid}: {cmd[:200]}")
-    return out
-
-
 def _port_of(log: Path) -> int | None:
     text = log.read_text(errors="replace") if log.exists() else ""
     if "--port " not in text:
         return None
     return int(text.split("--port ", 1)[1].split()[0])
-
-
-def _python_running(folder: Path, script: str) -> list[int]:
-    """Python processes in the workflow copy running `script` (not the shell around them)."""
-    pids = []
-    for entry in _processes_in(folder):
-        pid = int(entry.split(":")[0])
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        if "python" in Path(argv[0].decode()).name and len(argv) > 1 and argv[1].decode() == script:
-            pids.append(pid)
-    return pids
-
 
 
 def test_killed_mid_benchmark_leaves_no_server_and_no_finished_output(study, tmp_path):
@@ -178,12 +150,12 @@ def test_killed_mid_benchmark_leaves_no_server_and_no_finished_output(study, tmp
                   "the first benchmark point")
         port = _port_of(log)
         assert port and not port_is_free(port)
-        (pid,) = _python_running(wf.dir, "scripts/perf.py")
+        (pid,) = step_workers(wf.dir, "scripts/perf.py")
         os.kill(pid, signal.SIGKILL)
         out, _ = proc.communicate(timeout=300)
         assert proc.returncode != 0, out[-2000:]
         assert "perf" in out and "Error" in out
-        wait_for(lambda: not _processes_in(wf.dir), 120, "every process of the run to exit")
+        wait_for(lambda: not processes_in(wf.dir), 120, "every process of the run to exit")
         wait_for(lambda: port_is_free(port), 30, f"port {port} to be free")
     finally:
         if proc.poll() is None:
