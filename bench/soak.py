@@ -58,7 +58,9 @@ def log_findings(text: str) -> list[str]:
 def snakemake(workdir: Path, *args: str, timeout: float = 3600) -> tuple[int, float, str]:
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
     t = time.time()
-    p = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, start_new_session=True)
+    env = {**os.environ, "QUANTSTUDY_VENVS": os.environ.get("QUANTSTUDY_VENVS", str(ROOT / ".venv"))}
+    p = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout,
+                       start_new_session=True)
     return p.returncode, time.time() - t, p.stdout + p.stderr
 
 

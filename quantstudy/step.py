@@ -17,7 +17,8 @@ possibly corrupted. So a step runs as two processes:
 The supervisor is also a child subreaper (PR_SET_CHILD_SUBREAPER): engine processes the
 worker leaves behind are re-parented to it and stopped before it exits, so no vLLM process
 outlives its step. SIGINT/SIGTERM reach the worker (forwarded; a terminal's Ctrl-C reaches
-it directly too) and the step exits 128+signal once everything below it has stopped.
+it directly too) and the step exits 128+signal once everything below it has stopped. The
+supervisor gets SIGTERM when its own parent dies, so a killed job shell takes the step along.
 """
 
 from __future__ import annotations
@@ -166,6 +167,9 @@ def supervise(cmd: list[str], env: dict | None = None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    # If whatever started the step dies (Snakemake killing a job's shell, a signal sent to
+    # Snakemake alone), the step stops too instead of running on, orphaned.
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     fd, record_path = tempfile.mkstemp(prefix="qs-step-", suffix=".json")
     os.close(fd)
     record = Path(record_path)

@@ -52,7 +52,7 @@ def _started(script: str, engine: str):
 CASES = {
     "quantize": ("results/models/tiny-llama/w4a16-int", "scripts/quantize.py", "torch"),
     "evaluate": ("results/eval/tiny-llama/w8a8-int/count_letter.json", "scripts/evaluate.py", "engine-process"),
-    "generate": ("results/generations/tiny-llama/w8a8-int.jsonl", "scripts/generate.py", "engine-process"),
+    "generate": ("results/generations/tiny-llama/w4a16-int.jsonl", "scripts/generate.py", "engine-process"),
     "perf": ("results/perf/tiny-llama/w8a8-int/cpu", "scripts/perf.py", "server"),
 }
 

@@ -106,20 +106,26 @@ def _abort_after_record(tmp_path, out: Path, then: str = "") -> Path:
     return w
 
 
-def test_an_abnormal_exit_after_the_commit_record_keeps_the_outputs(tmp_path, caplog):
+def supervise(worker: Path) -> subprocess.CompletedProcess:
+    """step.supervise in its own process: it makes its caller a subreaper, not for pytest."""
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from quantstudy import step; " \
+           f"sys.exit(step.supervise([sys.executable, {str(worker)!r}]))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_an_abnormal_exit_after_the_commit_record_keeps_the_outputs(tmp_path):
     out = tmp_path / "out.txt"
-    w = _abort_after_record(tmp_path, out)
-    with caplog.at_level("WARNING"):
-        assert step.supervise([sys.executable, str(w)]) == 0
-    assert "after committing every output" in caplog.text and "SIGABRT" in caplog.text
+    p = supervise(_abort_after_record(tmp_path, out))
+    assert p.returncode == 0, p.stderr
+    assert "after committing every output" in p.stderr and "SIGABRT" in p.stderr
     assert out.read_text() == "complete\n"
 
 
-def test_an_output_changed_after_the_commit_record_fails(tmp_path, caplog):
+def test_an_output_changed_after_the_commit_record_fails(tmp_path):
     out = tmp_path / "out.txt"
-    w = _abort_after_record(tmp_path, out, then=f"open({str(out)!r}, 'a').write('more')")
-    assert step.supervise([sys.executable, str(w)]) == 128 + signal.SIGABRT
-    assert "changed after the worker committed it" in caplog.text
+    p = supervise(_abort_after_record(tmp_path, out, then=f"open({str(out)!r}, 'a').write('more')"))
+    assert p.returncode == 128 + signal.SIGABRT
+    assert "changed after the worker committed it" in p.stderr
 
 
 def test_a_committed_directory_is_recorded_with_its_files(tmp_path):
@@ -182,6 +188,28 @@ def test_a_signal_to_the_supervisor_alone_reaches_the_worker(script, tmp_path):
         os.killpg(proc.pid, 0)
 
 
+def test_the_step_stops_when_its_parent_dies(script, tmp_path):
+    """Snakemake kills a job's shell, not what the shell started: the step must go too."""
+    out = tmp_path / "out.txt"
+    shell = subprocess.Popen(["bash", "-c", f"{sys.executable} {script} {out} wait-for-signal; true"],
+                             start_new_session=True)
+    ready = Path(str(out) + ".ready")
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        assert shell.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(shell.pid, signal.SIGKILL)
+    shell.wait()
+    deadline = time.monotonic() + 60
+    while True:  # the supervisor and its worker keep the session's process group alive
+        try:
+            os.killpg(shell.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "the step outlived the shell that started it"
+        time.sleep(0.1)
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -194,3 +222,22 @@ def test_record_of_nothing_is_not_a_commit(tmp_path):
     record = tmp_path / "r.json"
     record.write_text(json.dumps({"outputs": {}}))
     assert step.record_holds(record)[0] is False
+
+
+@pytest.mark.parametrize("old_entry", [True, False])
+def test_snakemake_keeps_the_outputs_of_a_step_that_aborts_in_teardown(script, tmp_path, old_entry):
+    """Through real Snakemake: with the old entry point the job fails and Snakemake deletes
+    its complete output (what happened on fresh machines); with step.run it succeeds."""
+    (tmp_path / "Snakefile").write_text(textwrap.dedent(f"""
+        rule all:
+            output: "out.txt"
+            shell: "{sys.executable} {script} {{output}} abort-at-teardown"
+    """))
+    env = {**os.environ, **({"QS_TEST_OLD_ENTRY": "1"} if old_entry else {})}
+    p = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    if old_entry:
+        assert p.returncode != 0 and not (tmp_path / "out.txt").exists()
+    else:
+        assert p.returncode == 0, p.stderr[-3000:]
+        assert (tmp_path / "out.txt").read_text() == "complete\n"
