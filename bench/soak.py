@@ -90,13 +90,15 @@ def soak_steps(n: int, workdir: Path | None, args) -> int:
     rows = []
     for i in range(n):
         rule, target = STEP_TARGETS[i % len(STEP_TARGETS)]
-        rc, secs, out = snakemake(workdir, "--forcerun", rule, "--allowed-rules", rule, target)
+        rc, secs, out = snakemake(workdir, "--force", target)  # reruns this one job only
         logs = "".join(p.read_text(errors="replace") for p in (workdir / "results/logs" / rule).rglob("*.log")
                        if p.stat().st_mtime >= time.time() - secs - 1)
         findings = log_findings(logs + out)
         rows.append({"run": i + 1, "rule": rule, "target": target, "exit": rc, "seconds": round(secs, 1),
                      "findings": ",".join(findings)})
         print(f"{i + 1:3d} {rule:9s} {target:55s} exit {rc} {secs:6.1f} s {' '.join(findings)}", flush=True)
+        if rc != 0:
+            print("    " + out[-2000:].replace("\n", "\n    "), flush=True)
     failed = [r for r in rows if r["exit"] != 0]
     print(f"\n{len(rows)} engine-step runs, {len(failed)} failed; "
           f"absorbed teardown aborts: {sum('absorbed' in r['findings'] for r in rows)}; "
