@@ -16,6 +16,19 @@ report: "report/workflow.rst"
 # The embedded default, unless the user names their own with --configfile (which then
 # replaces it rather than being merged over the fixture study).
 if not workflow.config_settings.configfiles:
+    # Read it first ourselves: Snakemake's reader names neither file nor line of a YAML
+    # error, and keeps the last of two equal keys without a word.
+    import sys
+
+    sys.path.insert(0, workflow.basedir)
+    from quantstudy.configload import read_config_file, workdir_note
+    from quantstudy.config import ConfigError
+    from snakemake.exceptions import WorkflowError
+
+    try:
+        read_config_file("config/config.yaml")
+    except ConfigError as e:
+        raise WorkflowError("\n  - ".join(["invalid config:", str(e)] + [workdir_note(workflow.basedir) or ""]))
 
     configfile: "config/config.yaml"
 

@@ -7,6 +7,7 @@ is spent. Every message names the config key at fault and its value.
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import re
 from pathlib import Path
@@ -34,8 +35,17 @@ def schema_errors(config: dict, schema: dict) -> list[str]:
     validator = jsonschema.Draft202012Validator(schema)
     out = []
     for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
+        err = _deepest(err)
         out.append(f"config key '{_key(err.absolute_path)}': {err.message}")
     return out
+
+
+def _deepest(err):
+    """For a oneOf/anyOf failure, the error of the alternative that came closest (so the
+    message names the nested key at fault, not the whole block)."""
+    while err.context:  # the alternative that got furthest into the value failed deepest
+        err = max(err.context, key=lambda e: len(e.absolute_path))
+    return err
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -52,28 +62,76 @@ def effective_recipe(config: dict, model: str, scheme: str) -> dict:
     return deep_merge(base, override)
 
 
+# config.json spells the same sizes differently per architecture family (GPT-2's n_embd,
+# T5's d_model, ...) and multimodal checkpoints keep the text model's under a sub-config.
+SIZE_ALIASES = {
+    "hidden_size": ("hidden_size", "n_embd", "d_model", "dim", "hidden_dim", "model_dim"),
+    "num_attention_heads": ("num_attention_heads", "n_head", "num_heads", "n_heads", "encoder_attention_heads"),
+    "intermediate_size": ("intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size", "d_ff", "hidden_dim_ffn"),
+    "head_dim": ("head_dim",),
+    "max_position_embeddings": ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length",
+                                "max_seq_len", "n_ctx"),
+}
+SUB_CONFIGS = ("text_config", "llm_config", "language_config", "thinker_config")
+
+
+def model_size(model_config: dict, name: str):
+    """A size of the (text) decoder under any of its spellings, or None."""
+    for cfg in [model_config] + [model_config.get(k) for k in SUB_CONFIGS]:
+        if isinstance(cfg, dict):
+            for key in SIZE_ALIASES[name]:
+                if isinstance(cfg.get(key), int) and not isinstance(cfg.get(key), bool):
+                    return cfg[key]
+    return None
+
+
 def linear_input_sizes(model_config: dict) -> dict[str, int]:
-    """Input feature size of each kind of Linear in a Llama-style decoder."""
-    hidden = model_config["hidden_size"]
-    heads = model_config["num_attention_heads"]
-    head_dim = model_config.get("head_dim") or hidden // heads
+    """Input feature size of each kind of Linear in a Llama-style decoder ({} where config.json
+    does not say: the caller reports that it cannot check)."""
+    hidden = model_size(model_config, "hidden_size")
+    heads = model_size(model_config, "num_attention_heads")
+    if hidden is None or heads is None:
+        return {}
+    head_dim = model_size(model_config, "head_dim") or hidden // heads
+    inter = model_size(model_config, "intermediate_size") or 4 * hidden  # GPT-2: n_inner null = 4 x n_embd
     return {
         "q_proj/k_proj/v_proj/gate_proj/up_proj (hidden_size)": hidden,
         "o_proj (num_attention_heads * head_dim)": heads * head_dim,
-        "down_proj (intermediate_size)": model_config["intermediate_size"],
+        "down_proj (intermediate_size)": inter,
     }
 
 
-def _check_model_path(name: str, spec: dict, workdir: Path, hub_access: bool) -> list[str]:
+# Any of these makes a tokenizer loadable (fast, sentencepiece, BPE, WordPiece, tiktoken).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model",
+                   "tokenizer.tiktoken", "tiktoken.model")
+
+
+def _near(name: str, folder: Path) -> str:
+    try:
+        names = [p.name for p in folder.iterdir() if p.is_dir()]
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(repr(f'{folder.name}/{c}') for c in close)}?)" if close else ""
+
+
+def _check_model_path(name: str, spec: dict, workdir: Path, hub_access: bool, notes: list) -> list[str]:
     path = spec["path"]
     local = workdir / path
     key = f"models.{name}.path"
     if hub_access and not local.exists() and _HUB_ID.match(path):
+        owner, rest = path.split("/", 1)
+        if (workdir / owner).is_dir():
+            # With hub_access a job would try to download a typo as a hub model.
+            return [f"config key '{key}': '{path}' does not exist locally, and is taken as a hub id only "
+                    f"because it looks like one; but '{owner}/' is a local directory, so it is probably a "
+                    f"mistyped local path{_near(rest, workdir / owner)}. Fix the path, or, for a hub "
+                    f"model, use a name that is not also a local folder"]
         return []  # fetched by the job; reachability is checked before any job runs
+    if local.is_file():
+        return [f"config key '{key}': '{path}' is a file, expected a model directory"]
     if local.is_dir():
-        if not (local / "config.json").is_file():
-            return [f"config key '{key}': directory '{path}' has no config.json (not a Hugging Face checkpoint)"]
-        return []
+        return _model_dir_errors(key, path, local, notes)
     msg = f"config key '{key}': local model directory '{path}' does not exist"
     if _HUB_ID.match(path):
         msg += (f". If '{path}' is a model hub id: jobs read models from local paths only (they run "
@@ -82,22 +140,213 @@ def _check_model_path(name: str, spec: dict, workdir: Path, hub_access: bool) ->
     return [msg]
 
 
-def semantic_errors(config: dict, workdir: Path) -> list[str]:
+def _model_dir_errors(key: str, path: str, local: Path, notes: list) -> list[str]:
+    from quantstudy import knownnames
+
+    cfg_file = local / "config.json"
+    if not cfg_file.is_file():
+        return [f"config key '{key}': directory '{path}' has no config.json (not a Hugging Face checkpoint)"]
+    try:
+        cfg = json.loads(cfg_file.read_text())
+    except (OSError, ValueError) as e:
+        return [f"config key '{key}': '{path}/config.json' is not valid JSON ({e})"]
+    if not isinstance(cfg, dict):
+        return [f"config key '{key}': '{path}/config.json' is not a JSON object"]
+    errs = []
+    if not any((local / f).is_file() for f in TOKENIZER_FILES):
+        errs.append(f"config key '{key}': '{path}' has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "
+                    "every job loads one")
+    archs = cfg.get("architectures")
+    if not archs:
+        notes.append(f"models: '{path}/config.json' names no architectures; whether vLLM and transformers "
+                     "can load it is not checked")
+    else:
+        known = knownnames.architectures()
+        for a in archs if isinstance(archs, list) else [archs]:
+            if a not in known:
+                close = difflib.get_close_matches(str(a), known, n=1)
+                errs.append(f"config key '{key}': architecture '{a}' of '{path}/config.json' is known to "
+                            f"neither vLLM nor transformers (as pinned in envs/serve.yaml)"
+                            + (f"; did you mean '{close[0]}'?" if close else ""))
+    return errs
+
+
+def recipe_override_errors(config: dict, schema: dict) -> list[str]:
+    """Validate each models.<m>.recipe_overrides.<scheme> as what it becomes: the recipe
+    deep-merged with it, against the recipe schema (closed: an unknown key is an error), so
+    a typo or a bad value there cannot be merged in and then ignored."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator({**schema["$defs"]["recipe"], "$defs": schema["$defs"]})
+    errs = []
+    for model, spec in config["models"].items():
+        for scheme, override in spec.get("recipe_overrides", {}).items():
+            key = f"models.{model}.recipe_overrides.{scheme}"
+            if scheme not in config.get("recipes", {}):
+                errs.append(f"config key '{key}': there is no recipe '{scheme}' under 'recipes' to override")
+                continue
+            base = {(tuple(e.absolute_path), e.message)
+                    for e in map(_deepest, validator.iter_errors(config["recipes"][scheme]))}
+            merged = deep_merge(config["recipes"][scheme], override)
+            for e in sorted(map(_deepest, validator.iter_errors(merged)), key=lambda e: list(map(str, e.absolute_path))):
+                if (tuple(e.absolute_path), e.message) in base:
+                    continue  # the recipe's own error, reported under recipes.<scheme>
+                sub = _key(e.absolute_path)
+                errs.append(f"config key '{key}{'.' + sub if e.absolute_path else ''}': {e.message} "
+                            f"(recipes.{scheme} merged with this override)")
+    return errs
+
+
+def output_errors(config: dict, workdir: Path) -> list[str]:
+    """A file where the workflow keeps a directory, or a checkpoint folder the quantize
+    rule did not finish: Snakemake would take either as a finished output."""
+    from quantstudy import paths
+
+    results = workdir / paths.RESULTS
+    if results.exists() and not results.is_dir():
+        return [f"'{paths.RESULTS}' is a file, where the workflow writes its results directory; move it away"]
+    errs = []
+    for model in config["models"]:
+        for scheme in config["schemes"]:
+            if scheme == BASELINE:
+                continue
+            rel = paths.QUANTIZED_MODEL.format(model=model, scheme=scheme)
+            p = workdir / rel
+            for parent in reversed(Path(rel).parents[:-1]):
+                if (workdir / parent).is_file():
+                    errs.append(f"'{parent}' is a file, where a directory of checkpoints belongs; move it away")
+                    break
+            else:
+                if p.is_file() or (p.is_symlink() and not p.exists()):
+                    errs.append(f"'{rel}' is a file, where the checkpoint directory of ({model}, {scheme}) "
+                                "belongs (a stale file would be taken as the finished checkpoint); move it away")
+                elif p.is_dir() and not (p / "quantstudy.json").is_file():
+                    errs.append(f"'{rel}' is a directory without quantstudy.json, so not a checkpoint the "
+                                "quantize rule finished (it writes that file with every checkpoint), yet "
+                                "it would be evaluated as one; move it away")
+    return list(dict.fromkeys(errs))
+
+
+def _path_kind_error(key: str, path: str, local: Path, want: str) -> str | None:
+    if want == "file" and local.is_dir():
+        return f"config key '{key}': '{path}' is a directory, expected a file"
+    if want == "dir" and local.is_file():
+        return f"config key '{key}': '{path}' is a file, expected a directory"
+    if not local.exists():
+        return f"config key '{key}': {'file' if want == 'file' else 'directory'} '{path}' does not exist"
+    return None
+
+
+def _calibration_errors(config: dict, workdir: Path) -> list[str]:
+    from quantstudy.calibration import calibration_file_problems
+
+    need: dict[str, int] = {}  # calibration set -> the most samples any recipe asks of it
+    for model in config["models"]:
+        for scheme in config["schemes"]:
+            if scheme in config["recipes"]:
+                cal = effective_recipe(config, model, scheme).get("calibration")
+                if cal:
+                    need[cal["set"]] = max(need.get(cal["set"], 0), cal["num_samples"])
+    errs = []
+    for name, spec in config.get("calibration_sets", {}).items():
+        key = f"calibration_sets.{name}"
+        if "hub_dataset" in spec and not config.get("hub_access"):
+            errs.append(f"config key '{key}.hub_dataset': '{spec['hub_dataset']}' needs "
+                        "hub_access: true (jobs run offline otherwise); export it to JSONL and use 'path'")
+        elif "path" in spec:
+            for opt in ("split", "messages_field"):
+                if opt in spec:  # quantize reads a local file's 'messages' whole: it would be ignored
+                    errs.append(f"config key '{key}.{opt}': applies to hub_dataset only; a local file is read "
+                                "whole, each line's chat from 'messages'")
+            local = workdir / spec["path"]
+            problem = _path_kind_error(f"{key}.path", spec["path"], local, "file")
+            if problem:
+                errs.append(problem)
+            elif name in need:  # an unused set costs no job
+                for p in calibration_file_problems(local, need[name]):
+                    errs.append(f"config key '{key}.path': " + p.replace(str(local), spec["path"], 1))
+    return errs
+
+
+def _run_settings(task: dict) -> dict:
+    """What makes two lm-eval runs of the same task differ (not how they are reported)."""
+    return {k: v for k, v in task.items() if k not in ("suite", "metrics", "normalize")}
+
+
+def _task_list_errors(config: dict) -> list[str]:
+    errs = []
+    by_task: dict = {}
+    for name, spec in config["tasks"].items():
+        same = by_task.setdefault(spec["lm_eval_task"], [])
+        for other in same:
+            o = config["tasks"][other]
+            if o["suite"] == spec["suite"]:
+                errs.append(f"config key 'tasks.{name}.lm_eval_task': '{spec['lm_eval_task']}' is also the task "
+                            f"of 'tasks.{other}', in the same suite '{spec['suite']}': the suite average would "
+                            "count it twice")
+            elif _run_settings(o) == _run_settings(spec):
+                errs.append(f"config key 'tasks.{name}.lm_eval_task': '{spec['lm_eval_task']}' is also the task "
+                            f"of 'tasks.{other}', with the same settings: it would be evaluated twice")
+        same.append(name)
+    for name in config.get("skipped_tasks", {}):
+        if name in config["tasks"]:
+            errs.append(f"config key 'skipped_tasks.{name}': '{name}' is also under 'tasks', so it would run and "
+                        "be reported as not run; remove it from one of the two")
+    return errs
+
+
+def _engine_errors(config: dict) -> list[str]:
+    from quantstudy import knownnames
+
+    known = knownnames.engine_args()
+    errs = []
+    for block in ("evaluation", "performance"):
+        for arg in (config.get(block) or {}).get("engine", {}):
+            if arg not in known:
+                close = difflib.get_close_matches(arg, known, n=1)
+                errs.append(f"config key '{block}.engine.{arg}': not an engine argument of vLLM (as pinned in "
+                            f"envs/serve.yaml)" + (f"; did you mean '{close[0]}'?" if close else ""))
+    return errs
+
+
+def _length_errors(config: dict, model: str, model_cfg: dict | None) -> list[str]:
+    positions = model_size(model_cfg or {}, "max_position_embeddings")
+    errs = []
+    for block in ("evaluation", "performance"):
+        max_len = (config.get(block) or {}).get("engine", {}).get("max_model_len")
+        if positions and max_len and max_len > positions:
+            errs.append(f"config key '{block}.engine.max_model_len': {max_len} exceeds max_position_embeddings "
+                        f"= {positions} of model '{model}' (vLLM refuses to start)")
+    for scheme in config["schemes"]:
+        if scheme in config["recipes"]:
+            cal = effective_recipe(config, model, scheme).get("calibration")
+            if cal and positions and cal["max_seq_length"] > positions:
+                errs.append(f"config key 'recipes.{scheme}.calibration.max_seq_length': {cal['max_seq_length']} "
+                            f"exceeds max_position_embeddings = {positions} of model '{model}'")
+    sim = config.get("similarity")
+    if sim:
+        limit = config["evaluation"]["engine"].get("max_model_len") or positions
+        if limit and sim["max_tokens"] >= limit:
+            errs.append(f"config key 'similarity.max_tokens': {sim['max_tokens']} leaves no room for the prompt "
+                        f"within max_model_len = {limit} (evaluation.engine, model '{model}')")
+    return errs
+
+
+def semantic_errors(config: dict, workdir: Path, notes: list | None = None) -> list[str]:
+    notes = [] if notes is None else notes
     errs: list[str] = []
     if BASELINE not in config["schemes"]:
         errs.append(f"config key 'schemes': {config['schemes']} lacks '{BASELINE}', the baseline of every "
                     "recovery figure")
     for name, spec in config["models"].items():
-        errs += _check_model_path(name, spec, workdir, bool(config.get("hub_access")))
-    for name, spec in config.get("calibration_sets", {}).items():
-        if "hub_dataset" in spec and not config.get("hub_access"):
-            errs.append(f"config key 'calibration_sets.{name}.hub_dataset': '{spec['hub_dataset']}' needs "
-                        "hub_access: true (jobs run offline otherwise); export it to JSONL and use 'path'")
-        elif "path" in spec and not (workdir / spec["path"]).is_file():
-            errs.append(f"config key 'calibration_sets.{name}.path': file '{spec['path']}' does not exist")
+        errs += _check_model_path(name, spec, workdir, bool(config.get("hub_access")), notes)
+    errs += _calibration_errors(config, workdir)
     include = config["evaluation"]["task_include_path"]
-    if include is not None and not (workdir / include).is_dir():
-        errs.append(f"config key 'evaluation.task_include_path': directory '{include}' does not exist")
+    if include is not None:
+        problem = _path_kind_error("evaluation.task_include_path", include, workdir / include, "dir")
+        if problem:
+            errs.append(problem)
+    errs += _task_list_errors(config) + _engine_errors(config)
 
     for scheme in config["schemes"]:
         if scheme != BASELINE and scheme not in config["recipes"]:
@@ -108,8 +357,9 @@ def semantic_errors(config: dict, workdir: Path) -> list[str]:
             if scheme == BASELINE or scheme not in config["recipes"]:
                 continue
             recipe = effective_recipe(config, model, scheme)
-            errs += _recipe_errors(config, model, scheme, recipe, model_cfg)
+            errs += _recipe_errors(config, model, scheme, recipe, model_cfg, notes)
         errs += _performance_errors(config, model, model_cfg)
+        errs += _length_errors(config, model, model_cfg)
     errs += _guideline_errors(config)
     return errs
 
@@ -142,7 +392,7 @@ def _performance_errors(config: dict, model: str, model_cfg: dict | None) -> lis
             errs.append(f"config key '{key}': GPU type '{g}' is not defined under 'gpu_types' "
                         f"(defined: {sorted(known)})")
     max_len = perf["engine"].get("max_model_len")
-    positions = (model_cfg or {}).get("max_position_embeddings")
+    positions = model_size(model_cfg or {}, "max_position_embeddings")
     for name, uc in perf["use_cases"].items():
         need = uc["prompt_tokens"] + uc["output_tokens"]
         if max_len and need > max_len:
@@ -168,7 +418,7 @@ def _read_model_config(config: dict, model: str, workdir: Path) -> dict | None:
         return None
 
 
-def _recipe_errors(config, model, scheme, recipe, model_cfg) -> list[str]:
+def _recipe_errors(config, model, scheme, recipe, model_cfg, notes) -> list[str]:
     errs = []
     key = f"recipes.{scheme}"
     if recipe["algorithm"] == "gptq" and "calibration" not in recipe:
@@ -187,73 +437,74 @@ def _recipe_errors(config, model, scheme, recipe, model_cfg) -> list[str]:
             if gs is None:
                 errs.append(f"config key '{key}.{part}.group_size': strategy 'group' needs a group_size")
             elif model_cfg is not None:
-                for layer, size in linear_input_sizes(model_cfg).items():
+                sizes = linear_input_sizes(model_cfg)
+                if not sizes:
+                    notes.append(f"{key}.{part}.group_size: config.json of model '{model}' gives no hidden size or "
+                                 f"head count (looked for {', '.join(SIZE_ALIASES['hidden_size'])}, also under "
+                                 f"{', '.join(SUB_CONFIGS)}); whether {gs} divides its layers is not checked")
+                for layer, size in sizes.items():
                     if size % gs:
                         errs.append(f"config key '{key}.{part}.group_size': {gs} does not divide the input size "
                                     f"{size} of {layer} in model '{model}'")
     return errs
 
 
-_TASK_DECL = re.compile(r"^(task|group|tag):[ \t]*(\S*)")
-
-
 def declared_task_names(directories) -> set[str]:
-    """Task, group and tag names declared by the lm-eval YAMLs under `directories`.
+    """Task, group and tag names declared by the lm-eval YAMLs under `directories` (a text
+    scan, no lm-eval import: quantstudy/taskindex.py)."""
+    from quantstudy.taskindex import TaskIndex
 
-    A text scan (no lm-eval import, so it runs in Snakemake's own env in well under a
-    second); handles `tag:` lists. Tasks registered only from Python are not seen.
-    """
-    names: set[str] = set()
-    for d in directories:
-        for y in Path(d).rglob("*.yaml"):
-            try:
-                lines = y.read_text(errors="replace").splitlines()
-            except OSError:
-                continue
-            for i, line in enumerate(lines):
-                m = _TASK_DECL.match(line)
-                if not m:
-                    continue
-                if m.group(2):
-                    names.add(m.group(2).strip("'\""))
-                    continue
-                for nxt in lines[i + 1:]:  # a YAML list under the key
-                    item = re.match(r"^\s+-\s+(\S+)\s*$", nxt)
-                    if not item:
-                        break
-                    names.add(item.group(1).strip("'\""))
-    return names
+    return TaskIndex(directories).names
 
 
 def task_errors(config: dict, workdir: Path, lm_eval_tasks_dir: str | Path | None) -> list[str]:
-    """Every configured lm_eval_task must be declared locally or in lm-eval's own tasks.
+    """Every configured lm_eval_task must be declared locally or in lm-eval's own tasks, and
+    produce the configured metrics (else every evaluate job of it fails after its whole run).
 
     Without lm-eval's tasks folder (no local serve env, e.g. under --sdm conda before the
     env exists) a local typo cannot be told from a built-in task: nothing is checked.
     """
+    from quantstudy.taskindex import TaskIndex
+
     if lm_eval_tasks_dir is None or not Path(lm_eval_tasks_dir).is_dir():
         return []
     include = config["evaluation"]["task_include_path"]
-    dirs = [Path(lm_eval_tasks_dir)] + ([workdir / include] if include else [])
-    known = declared_task_names(dirs)
-    return [f"config key 'tasks.{name}.lm_eval_task': unknown task '{spec['lm_eval_task']}' (declared "
-            f"neither under '{include}' nor in lm-eval's tasks)" 
-            for name, spec in config["tasks"].items() if spec["lm_eval_task"] not in known]
+    index = TaskIndex([Path(lm_eval_tasks_dir)] + ([workdir / include] if include else []))
+    errs = []
+    for name, spec in config["tasks"].items():
+        task = spec["lm_eval_task"]
+        if task not in index.names:
+            errs.append(f"config key 'tasks.{name}.lm_eval_task': unknown task '{task}' (declared "
+                        f"neither under '{include}' nor in lm-eval's tasks)")
+            continue
+        produced = index.keys(task)
+        for i, metric in enumerate(spec["metrics"]):
+            if produced is not None and metric not in produced:
+                close = difflib.get_close_matches(metric, sorted(produced), n=1)
+                errs.append(f"config key 'tasks.{name}.metrics.{i}': '{metric}' is not a metric of lm-eval task "
+                            f"'{task}' (its task YAML declares {sorted(produced)})"
+                            + (f"; did you mean '{close[0]}'?" if close else ""))
+    return errs
 
 
 def validate_config(config: dict, schema: dict, workdir: str | Path = ".",
                     lm_eval_tasks_dir: str | Path | None = None) -> None:
-    """Raise ConfigError listing every problem, or return None when the config can run.
+    """Raise ConfigError listing every problem; when the config can run, return the notes on
+    what could not be checked (e.g. sizes config.json does not give).
 
     lm_eval_tasks_dir: lm-eval's bundled tasks folder, to check task names against; None
     where it cannot be located (e.g. before a conda env exists): only local tasks are checked.
     """
     errs = schema_errors(config, schema)
+    if not errs:
+        errs = recipe_override_errors(config, schema)
+    notes: list[str] = []
     if not errs:  # cross-field checks assume the structure is sound
-        errs = semantic_errors(config, Path(workdir)) + task_errors(config, Path(workdir), lm_eval_tasks_dir)
+        errs = semantic_errors(config, Path(workdir), notes) + task_errors(config, Path(workdir), lm_eval_tasks_dir)
     if errs:
         errs = list(dict.fromkeys(errs))  # a per-model check may repeat a message
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(errs))
+    return list(dict.fromkeys(notes))
 
 
 def significance_settings(config: dict) -> dict:

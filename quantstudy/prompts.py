@@ -28,7 +28,7 @@ def prompt_file_problems(path: str | Path) -> list[str]:
     if not path.exists():
         return [f"{path}: prompt file does not exist"]
     if not path.is_file():
-        return [f"{path}: not a file"]
+        return [f"{path}: is a directory, expected a JSONL file of prompts"]
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:

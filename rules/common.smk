@@ -20,9 +20,11 @@ from quantstudy.config import (
     effective_recipe,
     model_gpu_types,
     model_perf_schemes,
+    output_errors,
     significance_settings as _significance,
     validate_config,
 )
+from quantstudy.configload import coerce_overrides, config_file_errors, workdir_note
 from quantstudy.hub import hub_models, preflight as hub_preflight
 from quantstudy.resources import job_resources, model_gpus, tensor_parallel_size
 from quantstudy.textsim import config_errors as textsim_config_errors
@@ -60,17 +62,39 @@ def lm_eval_tasks_dir():
     return found[0] if found else None
 
 
-# Fail on bad input before any job runs; every message names the key at fault.
+# Fail on bad input before any job runs; every message names the key (file and line) at fault.
 with open(Path(workflow.basedir) / "config/schema/config.schema.yaml") as _f:
     _SCHEMA = yaml.safe_load(_f)
-try:
-    validate_config(config, _SCHEMA, workdir=".", lm_eval_tasks_dir=lm_eval_tasks_dir())
-except ConfigError as e:
-    raise WorkflowError(str(e))
-# Text-similarity stage: prompt files are read and checked here too (file and line named).
-_SIM_ERRORS = textsim_config_errors(config, workdir=".")
-if _SIM_ERRORS:
-    raise WorkflowError("invalid config:\n  - " + "\n  - ".join(_SIM_ERRORS))
+
+
+def _config_problems():
+    # Snakemake's reader keeps the last of two equal keys: re-read every config file it read.
+    errs = config_file_errors(workflow.configfiles)
+    if errs:
+        return errs, []
+    # --config values arrive as strings; give them the schema's type where unambiguous.
+    coerce_overrides(config, workflow.config_settings.config, _SCHEMA)
+    notes = []
+    try:
+        notes = validate_config(config, _SCHEMA, workdir=".", lm_eval_tasks_dir=lm_eval_tasks_dir())
+    except ConfigError as e:
+        errs.append(str(e).removeprefix("invalid config:\n  - ").replace("\n  - ", "\n"))
+    else:
+        # Text-similarity stage: prompt files are read and checked here too (file and line named).
+        errs += textsim_config_errors(config, workdir=".")
+    if isinstance(config.get("models"), dict) and isinstance(config.get("schemes"), list):
+        errs += output_errors(config, Path("."))
+    return errs, notes
+
+
+_ERRORS, _NOTES = _config_problems()
+for _note in _NOTES:
+    print(f"quantstudy: not checked: {_note}", file=sys.stderr)
+if _ERRORS:
+    _errs = "\n".join(_ERRORS).split("\n")
+    if workdir_note(workflow.basedir):
+        _errs.append(workdir_note(workflow.basedir))
+    raise WorkflowError("invalid config:\n  - " + "\n  - ".join(_errs))
 
 
 QUANTIZED_MODEL = paths.QUANTIZED_MODEL
