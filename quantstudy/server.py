@@ -110,7 +110,7 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     # A group of only zombies (reaped by us later) counts as gone.
-    return any(_pgid_of(pid) == pgid and not _is_zombie(pid) for pid in _pids())
+    return any(_pgid_of(pid) == pgid and not is_zombie(pid) for pid in _pids())
 
 
 def _pids():
@@ -124,7 +124,7 @@ def _pgid_of(pid: int) -> int | None:
         return None
 
 
-def _is_zombie(pid: int) -> bool:
+def is_zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"

@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from quantstudy.server import is_zombie
+
 log = logging.getLogger("step")
 
 WORKER_VAR = "QS_STEP_WORKER"  # set in the worker: the commit record's path
@@ -257,8 +259,10 @@ def _name(pid: int) -> str:
 def sweep_descendants(grace_s: float = SWEEP_GRACE_S) -> list[tuple[int, str]]:
     """SIGTERM, then SIGKILL, every process still below this one; reap them. Returns them."""
     me = os.getpid()
-    found = [(p, _name(p)) for p in _descendants(me)]
+    # Zombies (exited, re-parented to us, not yet reaped) are only reaped, not reported.
+    found = [(p, _name(p)) for p in _descendants(me) if not is_zombie(p)]
     if not found:
+        _reap_and_alive(me)
         return []
     for pid, _ in found:
         _kill(pid, signal.SIGTERM)
