@@ -37,15 +37,15 @@ VENVS = Path(os.environ.get("QUANTSTUDY_VENVS", Path(workflow.basedir) / ".venv"
 def env_python(env):
     """Interpreter of a rule's env: the activated conda env under --sdm conda, else the
     local venv built from the same envs/<env>.yaml by scripts/setup_envs.py."""
+    return "python" if USE_CONDA else str(VENVS / env / "bin" / "python")
+
+
+def missing_envs():
+    """Local venvs a real run needs and lacks. Checked in onstart, not at parse time: a dry
+    run (a login node planning the grid) needs nothing installed."""
     if USE_CONDA:
-        return "python"
-    py = VENVS / env / "bin" / "python"
-    if not py.exists():
-        raise WorkflowError(
-            f"local env '{env}' is missing ({py}); build it with `python3 scripts/setup_envs.py {env}` "
-            "or run with `--sdm conda`"
-        )
-    return str(py)
+        return []
+    return [env for env in ("quantize", "serve", "analysis") if not Path(env_python(env)).exists()]
 
 
 # Exported, not params: moving the checkout or switching to conda must not look like a
@@ -120,8 +120,15 @@ if config.get("hub_access"):
 
 
 onstart:
-    # Real runs only (not dry runs): a host that cannot reach the hub stops here, before
-    # any job, naming each hub model, instead of hanging in a download.
+    # Real runs only (not dry runs): what jobs need on this host is checked before any job.
+    if missing_envs():
+        raise WorkflowError(
+            "local envs missing: " + ", ".join(f"'{e}' ({env_python(e)})" for e in missing_envs())
+            + f"; build them with `python3 scripts/setup_envs.py {' '.join(missing_envs())}` "
+            "or run with `--sdm conda`"
+        )
+    # A host that cannot reach the hub stops here, before any job, naming each hub model,
+    # instead of hanging in a download.
     if HUB_MODELS:
         _msg = hub_preflight(config)
         if _msg:

@@ -59,3 +59,18 @@ def test_paper_run_without_network_fails_fast_naming_models(paper):
     assert "meta-llama/Llama-3.1-8B-Instruct" in out
     assert time.time() - started < 120
     assert not paper.path("results/models").exists()
+
+
+def test_paper_grid_plans_with_no_local_env_installed(paper, tmp_path):
+    """A login node plans the grid before anything is installed; a real run there stops
+    before any job, naming the missing envs and the command that builds them."""
+    empty = tmp_path / "no-venvs"
+    empty.mkdir()
+    bare = Workflow(paper.dir)
+    bare.env = {**paper.env, "QUANTSTUDY_VENVS": str(empty)}
+    p = bare.snakemake("--profile", "slurm", "--configfile", "config/paper.yaml", "-n")
+    assert planned_jobs(p)["evaluate"] > 0
+    p = bare.snakemake("--cores", "1", check=False, timeout=300)
+    out = p.stdout + p.stderr
+    assert p.returncode != 0 and "local envs missing" in out and "scripts/setup_envs.py" in out, out[-2000:]
+    assert not bare.path("results/models").exists()
