@@ -426,6 +426,10 @@ def _recipe_errors(config, model, scheme, recipe, model_cfg, notes) -> list[str]
     calib = recipe.get("calibration")
     if calib and calib["set"] not in config.get("calibration_sets", {}):
         errs.append(f"config key '{key}.calibration.set': '{calib['set']}' is not defined under 'calibration_sets'")
+    for knob in ("actorder", "block_size", "dampening_frac"):
+        if recipe["algorithm"] != "gptq" and knob in recipe:  # QuantizationModifier has no such knob
+            errs.append(f"config key '{key}.{knob}': applies to algorithm gptq only, not "
+                        f"'{recipe['algorithm']}' (model {model})")
     if recipe.get("smoothquant_strength") and not calib:
         errs.append(f"config key '{key}.smoothquant_strength': SmoothQuant needs calibration data")
     for part in ("weights", "input_activations"):
