@@ -359,6 +359,7 @@ def semantic_errors(config: dict, workdir: Path, notes: list | None = None) -> l
             recipe = effective_recipe(config, model, scheme)
             errs += _recipe_errors(config, model, scheme, recipe, model_cfg, notes)
         errs += _performance_errors(config, model, model_cfg)
+        errs += _placement_errors(config, model)
         errs += _length_errors(config, model, model_cfg)
     errs += _guideline_errors(config)
     return errs
@@ -401,6 +402,38 @@ def _performance_errors(config: dict, model: str, model_cfg: dict | None) -> lis
         if positions and need > positions:
             errs.append(f"config key 'performance.use_cases.{name}': prompt_tokens + output_tokens = {need} "
                         f"exceeds max_position_embeddings = {positions} of model '{model}'")
+    return errs
+
+
+def _placement_errors(config: dict, model: str) -> list[str]:
+    """Every GPU job of `model` must fit a GPU type it may run on (else SLURM would start it
+    where it runs out of memory, or hold it pending forever)."""
+    from quantstudy.resources import fit_problem, model_gpus, route
+
+    if model_gpus(config, model) == 0:
+        return []
+    known = config.get("gpu_types", {})
+    order = config["evaluation"].get("gpu_types", [])
+    errs = [f"config key 'evaluation.gpu_types': GPU type '{g}' is not defined under 'gpu_types' "
+            f"(defined: {sorted(known)})" for g in order if g not in known]
+    if errs or not order:
+        return errs
+    rules = ["quantize", "evaluate"] + (["generate"] if config.get("similarity") else [])
+    for scheme in config["schemes"]:
+        for rule in rules:
+            if rule == "quantize" and scheme == BASELINE:
+                continue
+            if route(config, rule, model, scheme) is None:
+                why = "; ".join(f"{g}: {fit_problem(config, rule, model, scheme, g)}" for g in order)
+                errs.append(f"config key 'evaluation.gpu_types': no GPU type fits the {rule} jobs of "
+                            f"({model}, {scheme}) ({why}); add a GPU type that fits, or drop the scheme")
+    if config.get("performance"):
+        for gpu in model_gpu_types(config, model):
+            for scheme in model_perf_schemes(config, model):
+                problem = gpu in known and fit_problem(config, "perf", model, scheme, gpu)
+                if problem:
+                    errs.append(f"config key 'models.{model}.gpu_types': ({model}, {scheme}) does not fit "
+                                f"'{gpu}': {problem}; narrow models.{model}.gpu_types or perf_schemes")
     return errs
 
 

@@ -26,7 +26,7 @@ from quantstudy.config import (
 )
 from quantstudy.configload import coerce_overrides, config_file_errors, workdir_note
 from quantstudy.hub import hub_models, preflight as hub_preflight
-from quantstudy.resources import job_resources, model_gpus, tensor_parallel_size
+from quantstudy.resources import job_resources, model_gpus, route, tensor_parallel_size
 from quantstudy.textsim import config_errors as textsim_config_errors
 
 
@@ -186,10 +186,18 @@ def calibration_args(model, scheme):
     return ""
 
 
-def job_res(rule, model, attempt=1):
+def job_gpu_type(rule, w):
+    """The GPU type a job runs on: perf's is its wildcard; quantize, evaluate and generate go
+    to the first type of evaluation.gpu_types they fit (None: no routing, e.g. on CPU)."""
+    if rule == "perf":
+        return w.gpu
+    return route(config, rule, w.model, getattr(w, "scheme", BASELINE))
+
+
+def job_res(rule, w, attempt=1):
     """GPUs, memory, runtime and threads of one job: they grow with the model (its
-    `gpus`) and with each retry (quantstudy/resources.py)."""
-    return job_resources(config, rule, model, attempt)
+    `gpus`) and with each retry, memory up to its GPU type's node (quantstudy/resources.py)."""
+    return job_resources(config, rule, w.model, attempt, job_gpu_type(rule, w))
 
 
 def base_model_input(model):
@@ -283,7 +291,7 @@ def perf_settings(model):
 def perf_threads(w):
     """Run locally, a benchmark takes every core, so no other job runs beside it and skews
     its timings; on a cluster it gets the configured threads on its own node."""
-    threads = job_res("perf", w.model)["threads"]
+    threads = job_res("perf", w)["threads"]
     if workflow.local_exec:
         try:
             return max(threads, workflow.cores)
@@ -292,6 +300,11 @@ def perf_threads(w):
     return threads
 
 
-def gpu_type_resource(key):
+def gpu_type_resource(rule, key):
     """A SLURM resource of the job's GPU type (slurm_partition, constraint); None = unset."""
-    return lambda w: config["gpu_types"][w.gpu].get(key)
+
+    def resource(w):
+        gpu = job_gpu_type(rule, w)
+        return config["gpu_types"][gpu].get(key) if gpu else None
+
+    return resource

@@ -27,11 +27,13 @@ if SIMILARITY:
             "results/benchmarks/generate/{model}/{scheme}.tsv"
         conda:
             "../envs/serve.yaml"
-        threads: lambda w: job_res("generate", w.model)["threads"]
+        threads: lambda w: job_res("generate", w)["threads"]
         resources:
-            gpu=lambda w: job_res("generate", w.model)["gpu"],
-            mem_mb=lambda w, attempt: job_res("generate", w.model, attempt)["mem_mb"],
-            runtime=lambda w, attempt: job_res("generate", w.model, attempt)["runtime"],
+            gpu=lambda w: job_res("generate", w)["gpu"],
+            mem_mb=lambda w, attempt: job_res("generate", w, attempt)["mem_mb"],
+            runtime=lambda w, attempt: job_res("generate", w, attempt)["runtime"],
+            slurm_partition=gpu_type_resource("generate", "slurm_partition"),
+            constraint=gpu_type_resource("generate", "constraint"),
         shell:
             "$QS_PYTHON_SERVE {input.script:q} --model-dir {params.model_dir:q} --model {wildcards.model:q}"
             " --scheme {wildcards.scheme:q} --prompts {input.prompts:q} {params.reference}"
