@@ -300,8 +300,10 @@ def _engine_errors(config: dict) -> list[str]:
 
     known = knownnames.engine_args()
     errs = []
-    for block in ("evaluation", "performance"):
-        for arg in (config.get(block) or {}).get("engine", {}):
+    blocks = [(b, (config.get(b) or {}).get("engine", {})) for b in ("evaluation", "performance")]
+    blocks += [(f"tasks.{t}", spec.get("engine", {})) for t, spec in config["tasks"].items()]
+    for block, engine in blocks:
+        for arg in engine:
             if arg not in known:
                 close = difflib.get_close_matches(arg, known, n=1)
                 errs.append(f"config key '{block}.engine.{arg}': not an engine argument of vLLM (as pinned in "
@@ -312,8 +314,10 @@ def _engine_errors(config: dict) -> list[str]:
 def _length_errors(config: dict, model: str, model_cfg: dict | None) -> list[str]:
     positions = model_size(model_cfg or {}, "max_position_embeddings")
     errs = []
-    for block in ("evaluation", "performance"):
-        max_len = (config.get(block) or {}).get("engine", {}).get("max_model_len")
+    blocks = [(b, (config.get(b) or {}).get("engine", {})) for b in ("evaluation", "performance")]
+    blocks += [(f"tasks.{t}", spec.get("engine", {})) for t, spec in config["tasks"].items()]
+    for block, engine in blocks:
+        max_len = engine.get("max_model_len")
         if positions and max_len and max_len > positions:
             errs.append(f"config key '{block}.engine.max_model_len': {max_len} exceeds max_position_embeddings "
                         f"= {positions} of model '{model}' (vLLM refuses to start)")

@@ -210,9 +210,10 @@ def checkpoint_input(model, scheme):
     return base_model_input(model) if scheme == BASELINE else model_dir(model, scheme)
 
 
-def engine_args(model):
-    """vLLM engine args for a model: config's, sharded over the model's GPUs."""
-    engine = dict(config["evaluation"].get("engine", {}))
+def engine_args(model, task=None):
+    """vLLM engine args for a model (and task): config's, the task's over them, sharded
+    over the model's GPUs."""
+    engine = {**config["evaluation"].get("engine", {}), **(config["tasks"][task].get("engine", {}) if task else {})}
     if model_gpus(config, model) > 0:
         engine["tensor_parallel_size"] = tensor_parallel_size(config, model)
     return engine
@@ -224,8 +225,10 @@ def local_task_files():
     return sorted(str(p) for p in Path(folder).rglob("*") if p.is_file()) if folder else []
 
 
-def evaluation_settings(model):
-    return json.dumps({**config["evaluation"], "engine": engine_args(model)}, sort_keys=True)
+def evaluation_settings(model, task):
+    """What an evaluate job depends on (where it is placed is not: gpu_types)."""
+    ev = {k: v for k, v in config["evaluation"].items() if k != "gpu_types"}
+    return json.dumps({**ev, "engine": engine_args(model, task)}, sort_keys=True)
 
 
 def prompt_file():

@@ -13,7 +13,7 @@ rule evaluate:
     params:
         task_spec=lambda w: json.dumps(config["tasks"][w.task], sort_keys=True),
         model_dir=lambda w: model_dir(w.model, w.scheme),
-        evaluation=lambda w: evaluation_settings(w.model),
+        evaluation=lambda w: evaluation_settings(w.model, w.task),
         include_path=lambda w: (
             f"--include-path {shlex.quote(config['evaluation']['task_include_path'])}"
             if config["evaluation"].get("task_include_path")

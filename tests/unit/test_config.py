@@ -134,3 +134,10 @@ def test_gptq_knobs_on_an_rtn_recipe_are_rejected():
     assert "'recipes.w8a8-fp.actorder'" in msg and "gptq only" in msg
     msg = errors_of(lambda c: c["recipes"]["w4a16-int"].update(actorder="group"))
     assert "'recipes.w4a16-int.actorder'" in msg and "group" in msg
+
+
+def test_task_engine_args_are_checked_like_the_evaluation_ones():
+    msg = errors_of(lambda c: c["tasks"]["reverse"].update(engine={"max_model_length": 512}))
+    assert "'tasks.reverse.engine.max_model_length'" in msg and "max_model_len" in msg
+    msg = errors_of(lambda c: c["tasks"]["reverse"].update(engine={"max_model_len": "long"}))
+    assert "'tasks.reverse.engine.max_model_len'" in msg
