@@ -47,6 +47,8 @@ if PERFORMANCE:
         output:
             csv=report(PERF_CSV, caption="../report/perf_csv.rst", category="4. Data"),
             sweep=PERF_SWEEP_CSV,
+        params:
+            gpu_types=json.dumps(config["gpu_types"], sort_keys=True),
         log:
             "results/logs/perf_table.log",
         conda:
@@ -57,7 +59,7 @@ if PERFORMANCE:
             runtime=10,
         shell:
             "$QS_PYTHON_ANALYSIS {input.script:q} {input.perf:q} --csv {output.csv:q}"
-            " --sweep-csv {output.sweep:q} > {log:q} 2>&1"
+            " --sweep-csv {output.sweep:q} --gpu-types {params.gpu_types:q} > {log:q} 2>&1"
 
     rule cost:
         input:
