@@ -26,6 +26,7 @@ from quantstudy.config import (
 )
 from quantstudy.configload import coerce_overrides, config_file_errors, workdir_note
 from quantstudy.hub import hub_models, preflight as hub_preflight
+from quantstudy.stage import missing_items as stage_missing, missing_message as stage_message, prompt_set_path
 from quantstudy.resources import job_resources, model_gpus, route, tensor_parallel_size
 from quantstudy.textsim import config_errors as textsim_config_errors
 
@@ -115,7 +116,11 @@ GUIDELINE_MD = paths.GUIDELINE_MD
 
 MODELS = list(config["models"])
 HUB_MODELS = hub_models(config) if config.get("hub_access") else {}
-if config.get("hub_access"):
+OFFLINE_CACHE = config.get("offline_cache")
+if OFFLINE_CACHE:
+    # Jobs read hub models and datasets from the staged cache, offline (quantstudy/stage.py).
+    os.environ.update(QS_OFFLINE_CACHE=str(Path(OFFLINE_CACHE).resolve()))
+elif config.get("hub_access"):
     os.environ.update(QS_HUB_ACCESS="1")  # jobs may download models/datasets (cluster runs)
 
 
@@ -127,9 +132,16 @@ onstart:
             + f"; build them with `python3 scripts/setup_envs.py {' '.join(missing_envs())}` "
             "or run with `--sdm conda`"
         )
-    # A host that cannot reach the hub stops here, before any job, naming each hub model,
-    # instead of hanging in a download.
-    if HUB_MODELS:
+    # An offline cache missing anything a job reads stops here, naming each item and the
+    # command that stages it.
+    if OFFLINE_CACHE:
+        _tasks = lm_eval_tasks_dir()
+        _missing = stage_missing(config, OFFLINE_CACHE, [_tasks] if _tasks else [])
+        if _missing:
+            raise WorkflowError(stage_message(_missing, OFFLINE_CACHE, workflow.configfiles))
+    # Without a cache, a host that cannot reach the hub stops here, before any job, naming
+    # each hub model, instead of hanging in a download.
+    elif HUB_MODELS:
         _msg = hub_preflight(config)
         if _msg:
             raise WorkflowError(_msg)
@@ -232,7 +244,13 @@ def evaluation_settings(model, task):
 
 
 def prompt_file():
-    return config["prompt_sets"][SIMILARITY["prompt_set"]]["path"]
+    return prompt_set_path(config, SIMILARITY["prompt_set"])
+
+
+def prompt_input():
+    """The prompt file as an input where it exists; a staged one may not yet on a login node
+    planning the grid (a real run checks the cache before any job)."""
+    return [prompt_file()] if Path(prompt_file()).exists() or "path" in config["prompt_sets"][SIMILARITY["prompt_set"]] else []
 
 
 def significance_settings():

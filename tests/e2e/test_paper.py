@@ -50,15 +50,26 @@ def test_paper_grid_dry_run_through_slurm_profile(paper):
     print(f"paper grid dry run: {sum(plan.values())} jobs in {elapsed:.1f} s")
 
 
-def test_paper_run_without_network_fails_fast_naming_models(paper):
+def test_paper_run_with_an_unstaged_cache_names_what_is_missing_before_any_job(paper):
+    """Jobs read only the offline cache: a real run checks it first (no socket, no job),
+    naming each missing model, task dataset, metric, nltk package, calibration and prompt
+    set, and the command that stages them."""
     started = time.time()
     p = paper.snakemake("--cores", "1", "--configfile", "config/paper.yaml", check=False, timeout=300)
     out = p.stdout + p.stderr
     assert p.returncode != 0
-    assert "unreachable" in out and "models.llama-3.1-405b-instruct.path" in out
-    assert "meta-llama/Llama-3.1-8B-Instruct" in out
+    assert "the offline cache 'cache' lacks" in out, out[-3000:]
+    for item in ("model meta-llama/Llama-3.1-405B-Instruct (for models.llama-3.1-405b-instruct.path)",
+                 "dataset hails/mmlu_no_train [anatomy] (for tasks.mmlu)",
+                 "dataset openai/openai_humaneval (for tasks.humaneval)",
+                 "dataset neuralmagic/LLM_compression_calibration (for calibration_sets.",
+                 "metric code_eval (for tasks humaneval, humaneval-plus)",
+                 "nltk punkt_tab (for tasks ifeval)",
+                 "prompts arena-hard (for similarity.prompt_set)"):
+        assert item in out, item
+    assert "python -m quantstudy.stage --configfile config/paper.yaml --cache cache" in out
     assert time.time() - started < 120
-    assert not paper.path("results/models").exists()
+    assert not paper.path("results/models").exists() and not paper.path("results/eval").exists()
 
 
 def test_paper_grid_plans_with_no_local_env_installed(paper, tmp_path):
