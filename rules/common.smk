@@ -198,12 +198,12 @@ def calibration_args(model, scheme):
     return ""
 
 
-def job_gpu_type(rule, w):
-    """The GPU type a job runs on: perf's is its wildcard; quantize, evaluate and generate go
-    to the first type of evaluation.gpu_types they fit (None: no routing, e.g. on CPU)."""
-    if rule == "perf":
+def job_gpu_type(step, w):
+    """The GPU type a job of `step` (quantize, evaluate, ...) runs on. perf: its wildcard; quantize, evaluate
+    and generate go to the first type of evaluation.gpu_types they fit (None: no routing)."""
+    if step == "perf":
         return w.gpu
-    return route(config, rule, w.model, getattr(w, "scheme", BASELINE))
+    return route(config, step, w.model, getattr(w, "scheme", BASELINE))
 
 
 def job_res(rule, w, attempt=1):
