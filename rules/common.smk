@@ -117,11 +117,12 @@ GUIDELINE_MD = paths.GUIDELINE_MD
 MODELS = list(config["models"])
 HUB_MODELS = hub_models(config) if config.get("hub_access") else {}
 OFFLINE_CACHE = config.get("offline_cache")
+if config.get("hub_access"):
+    os.environ.update(QS_HUB_ACCESS="1")  # model paths may be hub ids (not local checkpoints)
 if OFFLINE_CACHE:
-    # Jobs read hub models and datasets from the staged cache, offline (quantstudy/stage.py).
+    # Jobs read hub models and datasets from the staged cache, offline even with hub_access
+    # (quantstudy/stage.py; runtime.offline_env).
     os.environ.update(QS_OFFLINE_CACHE=str(Path(OFFLINE_CACHE).resolve()))
-elif config.get("hub_access"):
-    os.environ.update(QS_HUB_ACCESS="1")  # jobs may download models/datasets (cluster runs)
 
 
 onstart:
