@@ -90,7 +90,12 @@ def required_items(config: dict, task_dirs, workdir: str | Path = ".") -> list[I
     for name, spec in config.get("prompt_sets", {}).items():
         if "hub_dataset" in spec and sim and sim["prompt_set"] == name:
             items.append(Item("prompts", name, why="similarity.prompt_set"))
-    return list(dict.fromkeys(items))
+    merged: dict[tuple, Item] = {}  # one item per thing fetched, naming everyone who needs it
+    for i in items:
+        key = (i.kind, i.name, i.config)
+        prev = merged.get(key)
+        merged[key] = i if prev is None else Item(i.kind, i.name, i.config, f"{prev.why}, {i.why}")
+    return list(merged.values())
 
 
 def _dataset_dirname(hub_id: str) -> str:

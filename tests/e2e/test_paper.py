@@ -60,7 +60,7 @@ def test_paper_run_with_an_unstaged_cache_names_what_is_missing_before_any_job(p
     assert p.returncode != 0
     assert "the offline cache 'cache' lacks" in out, out[-3000:]
     for item in ("model meta-llama/Llama-3.1-405B-Instruct (for models.llama-3.1-405b-instruct.path)",
-                 "dataset hails/mmlu_no_train [anatomy] (for tasks.mmlu)",
+                 "dataset hails/mmlu_no_train [anatomy] (for tasks.mmlu, tasks.mmlu-cot)",
                  "dataset openai/openai_humaneval (for tasks.humaneval)",
                  "dataset neuralmagic/LLM_compression_calibration (for calibration_sets.",
                  "metric code_eval (for tasks humaneval, humaneval-plus)",

@@ -35,7 +35,7 @@ def test_paper_grid_needs_every_model_task_dataset_and_asset():
     assert [i.name for i in kinds["prompts"]] == ["arena-hard"]
     # Every dataset of every task: none left out.
     for name, spec in PAPER["tasks"].items():
-        assert any(i.why == f"tasks.{name}" for i in kinds["dataset"]), name
+        assert any(f"tasks.{name}" in i.why.split(", ") for i in kinds["dataset"]), name
 
 
 def _hub_model(cache: Path, hub_id: str, src: Path) -> None:
@@ -127,3 +127,12 @@ def test_staging_from_a_stand_in_hub_then_an_offline_job_reads_only_the_cache(tm
                        env={**env, "QS_OFFLINE_CACHE": str(cache), "HF_ENDPOINT": "http://127.0.0.1:9"}, timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
     assert json.loads(p.stdout.splitlines()[-1])["arch"] == ["LlamaForCausalLM"]
+
+
+@needs_tasks
+def test_a_dataset_two_tasks_read_is_staged_once_naming_both():
+    items = [i for i in required_items(PAPER, [_FOUND[0]], ROOT) if i.kind == "dataset"]
+    keys = [(i.name, i.config) for i in items]
+    assert len(keys) == len(set(keys))
+    [anatomy] = [i for i in items if (i.name, i.config) == ("hails/mmlu_no_train", "anatomy")]
+    assert anatomy.why == "tasks.mmlu, tasks.mmlu-cot"
