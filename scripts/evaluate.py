@@ -49,7 +49,12 @@ def unsafe_code_settings(lm_eval_task: str, task_dirs) -> dict:
     metric refuses to run without. Read from the task YAMLs, so no task is confirmed blindly."""
     from quantstudy.taskindex import TaskIndex
 
-    unsafe = TaskIndex(task_dirs).unsafe_code(lm_eval_task)
+    # The local folder first: scanning lm-eval's ~10k YAMLs costs seconds per job.
+    for dirs in (task_dirs[1:], task_dirs):
+        index = TaskIndex(dirs)
+        if index.leaf_configs(lm_eval_task):
+            break
+    unsafe = index.unsafe_code(lm_eval_task)
     return {"confirm_run_unsafe_code": unsafe, "env": {"HF_ALLOW_CODE_EVAL": "1"} if unsafe else {}}
 
 

@@ -56,3 +56,11 @@ def test_group_tasks_resolve_to_their_leaves_and_datasets(index):
     assert len(index.datasets("leaderboard_bbh")) == 24
     for name, spec in PAPER["tasks"].items():
         assert index.datasets(spec["lm_eval_task"]), name
+
+
+def test_unsafe_code_is_read_from_a_local_task_folder_too(tmp_path):
+    ev = _evaluate_script()
+    (tmp_path / "t.yaml").write_text("task: qs_code\nunsafe_code: true\ndataset_path: json\n")
+    assert ev.unsafe_code_settings("qs_code", [_FOUND[0], tmp_path])["confirm_run_unsafe_code"] is True
+    fixture = ROOT / "data/tasks/fixture"
+    assert ev.unsafe_code_settings("qs_count_letter", [_FOUND[0], fixture])["confirm_run_unsafe_code"] is False
