@@ -300,8 +300,10 @@ def _engine_errors(config: dict) -> list[str]:
 
     known = knownnames.engine_args()
     errs = []
-    for block in ("evaluation", "performance"):
-        for arg in (config.get(block) or {}).get("engine", {}):
+    blocks = [(b, (config.get(b) or {}).get("engine", {})) for b in ("evaluation", "performance")]
+    blocks += [(f"tasks.{t}", spec.get("engine", {})) for t, spec in config["tasks"].items()]
+    for block, engine in blocks:
+        for arg in engine:
             if arg not in known:
                 close = difflib.get_close_matches(arg, known, n=1)
                 errs.append(f"config key '{block}.engine.{arg}': not an engine argument of vLLM (as pinned in "
@@ -312,8 +314,10 @@ def _engine_errors(config: dict) -> list[str]:
 def _length_errors(config: dict, model: str, model_cfg: dict | None) -> list[str]:
     positions = model_size(model_cfg or {}, "max_position_embeddings")
     errs = []
-    for block in ("evaluation", "performance"):
-        max_len = (config.get(block) or {}).get("engine", {}).get("max_model_len")
+    blocks = [(b, (config.get(b) or {}).get("engine", {})) for b in ("evaluation", "performance")]
+    blocks += [(f"tasks.{t}", spec.get("engine", {})) for t, spec in config["tasks"].items()]
+    for block, engine in blocks:
+        max_len = engine.get("max_model_len")
         if positions and max_len and max_len > positions:
             errs.append(f"config key '{block}.engine.max_model_len': {max_len} exceeds max_position_embeddings "
                         f"= {positions} of model '{model}' (vLLM refuses to start)")
@@ -359,6 +363,7 @@ def semantic_errors(config: dict, workdir: Path, notes: list | None = None) -> l
             recipe = effective_recipe(config, model, scheme)
             errs += _recipe_errors(config, model, scheme, recipe, model_cfg, notes)
         errs += _performance_errors(config, model, model_cfg)
+        errs += _placement_errors(config, model)
         errs += _length_errors(config, model, model_cfg)
     errs += _guideline_errors(config)
     return errs
@@ -404,6 +409,38 @@ def _performance_errors(config: dict, model: str, model_cfg: dict | None) -> lis
     return errs
 
 
+def _placement_errors(config: dict, model: str) -> list[str]:
+    """Every GPU job of `model` must fit a GPU type it may run on (else SLURM would start it
+    where it runs out of memory, or hold it pending forever)."""
+    from quantstudy.resources import fit_problem, model_gpus, route
+
+    if model_gpus(config, model) == 0:
+        return []
+    known = config.get("gpu_types", {})
+    order = config["evaluation"].get("gpu_types", [])
+    errs = [f"config key 'evaluation.gpu_types': GPU type '{g}' is not defined under 'gpu_types' "
+            f"(defined: {sorted(known)})" for g in order if g not in known]
+    if errs or not order:
+        return errs
+    rules = ["quantize", "evaluate"] + (["generate"] if config.get("similarity") else [])
+    for scheme in config["schemes"]:
+        for rule in rules:
+            if rule == "quantize" and scheme == BASELINE:
+                continue
+            if route(config, rule, model, scheme) is None:
+                why = "; ".join(f"{g}: {fit_problem(config, rule, model, scheme, g)}" for g in order)
+                errs.append(f"config key 'evaluation.gpu_types': no GPU type fits the {rule} jobs of "
+                            f"({model}, {scheme}) ({why}); add a GPU type that fits, or drop the scheme")
+    if config.get("performance"):
+        for gpu in model_gpu_types(config, model):
+            for scheme in model_perf_schemes(config, model):
+                problem = gpu in known and fit_problem(config, "perf", model, scheme, gpu)
+                if problem:
+                    errs.append(f"config key 'models.{model}.gpu_types': ({model}, {scheme}) does not fit "
+                                f"'{gpu}': {problem}; narrow models.{model}.gpu_types or perf_schemes")
+    return errs
+
+
 def _guideline_errors(config: dict) -> list[str]:
     suites = {t["suite"] for t in config["tasks"].values()}
     return [f"config key 'guideline.suites': '{s}' is not the suite of any task (suites: {sorted(suites)})"
@@ -426,6 +463,10 @@ def _recipe_errors(config, model, scheme, recipe, model_cfg, notes) -> list[str]
     calib = recipe.get("calibration")
     if calib and calib["set"] not in config.get("calibration_sets", {}):
         errs.append(f"config key '{key}.calibration.set': '{calib['set']}' is not defined under 'calibration_sets'")
+    for knob in ("actorder", "block_size", "dampening_frac"):
+        if recipe["algorithm"] != "gptq" and knob in recipe:  # QuantizationModifier has no such knob
+            errs.append(f"config key '{key}.{knob}': applies to algorithm gptq only, not "
+                        f"'{recipe['algorithm']}' (model {model})")
     if recipe.get("smoothquant_strength") and not calib:
         errs.append(f"config key '{key}.smoothquant_strength': SmoothQuant needs calibration data")
     for part in ("weights", "input_activations"):

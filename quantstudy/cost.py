@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from quantstudy.config import BASELINE
 
-FIELDS = ["model", "scheme", "gpu", "use_case", "mode", "gpus", "price_per_hour", "hourly_cost",
+FIELDS = ["model", "scheme", "served_as", "gpu", "use_case", "mode", "gpus", "price_per_hour", "hourly_cost",
           "request_throughput", "request_throughput_cv", "output_throughput", "queries_per_dollar",
           "usd_per_million_output_tokens", "cost_reduction_vs_bf16"]
 
@@ -40,7 +40,8 @@ def cost_rows(perf_rows: list[dict], gpu_types: dict, model_gpus: dict) -> list[
         hourly = price * max(1, gpus)
         tok = p.get("output_throughput")
         rows.append({
-            "model": p["model"], "scheme": p["scheme"], "gpu": p["gpu"], "use_case": p["use_case"],
+            "model": p["model"], "scheme": p["scheme"], "served_as": p.get("served_as") or p["scheme"],
+            "gpu": p["gpu"], "use_case": p["use_case"],
             "mode": p["mode"], "gpus": gpus, "price_per_hour": price, "hourly_cost": hourly,
             "request_throughput": p.get("request_throughput"), "request_throughput_cv": p.get("request_throughput_cv"),
             "output_throughput": tok, "queries_per_dollar": queries_per_dollar(p.get("request_throughput"), hourly),

@@ -50,8 +50,17 @@ def extract_scores(results: dict, lm_eval_task: str, metrics: list[str]) -> dict
 
 
 def sample_count(results: dict, lm_eval_task: str) -> int | None:
-    n = results.get("n-samples", {}).get(lm_eval_task, {})
-    return n.get("effective", n.get("original"))
+    """Items scored. lm-eval counts leaf tasks only: a group's count is the sum over its
+    leaves (the run holds this one task, so every n-samples entry is one of them)."""
+    counts = results.get("n-samples", {})
+
+    def one(n):
+        return n.get("effective", n.get("original"))
+
+    if lm_eval_task in counts:
+        return one(counts[lm_eval_task])
+    leaves = [one(n) for n in counts.values()]
+    return sum(leaves) if leaves and None not in leaves else None
 
 
 def read_eval_json(path: str | Path) -> dict:

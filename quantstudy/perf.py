@@ -27,7 +27,7 @@ MEASURES = ["request_throughput", "output_throughput", "total_token_throughput",
             "mean_itl_ms", "p99_itl_ms", "mean_e2el_ms", "p99_e2el_ms"]
 # Measures whose run-to-run spread goes in the table too.
 SPREAD = ["request_throughput", "output_throughput", "mean_e2el_ms"]
-FIELDS = (["model", "scheme", "gpu", "hardware", "use_case", "mode", "prompt_tokens", "output_tokens",
+FIELDS = (["model", "scheme", "served_as", "gpu", "hardware", "use_case", "mode", "prompt_tokens", "output_tokens",
            "request_rate", "rate_fraction", "max_concurrency", "num_requests", "repeats", "failed"]
           + [m for m in MEASURES for m in ([m] + ([f"{m}_std", f"{m}_cv"] if m in SPREAD else []))]
           + ["engine_args", "vllm_version"])
@@ -73,6 +73,15 @@ def spread(values: list[float]) -> tuple[float | None, float | None, float | Non
     return mean, std, (std / mean if mean else None)
 
 
+def served_as(scheme: str, gpu_spec: dict | None) -> str:
+    """What the GPU actually runs for `scheme`: without FP8 tensor cores (Ampere: A6000,
+    A100; gpu_types.<g>.fp8: false) vLLM serves an FP8 checkpoint as FP8 weights upcast in a
+    weight-only Marlin kernel, activations in bf16: not W8A8-FP8, and its row says so."""
+    if scheme == "w8a8-fp" and (gpu_spec or {}).get("fp8") is False:
+        return "w8-fp weight-only (Marlin)"
+    return scheme
+
+
 def read_manifest(perf_dir: str | Path) -> dict:
     return read_result(Path(perf_dir) / MANIFEST, PERF_FORMAT,
                        ("model", "scheme", "gpu", "runs", "engine", "vllm_version"), "perf")
@@ -83,8 +92,9 @@ def _rate(run: dict) -> str:
     return "inf" if r is None or (isinstance(r, float) and math.isinf(r)) or r == "inf" else f"{float(r):.4g}"
 
 
-def point_rows(perf_dir: str | Path) -> list[dict]:
-    """One row per benchmark point (repeats aggregated) of one perf directory."""
+def point_rows(perf_dir: str | Path, gpu_types: dict | None = None) -> list[dict]:
+    """One row per benchmark point (repeats aggregated) of one perf directory; `gpu_types`
+    (config's) labels what each GPU type ran (served_as)."""
     perf_dir = Path(perf_dir)
     man = read_manifest(perf_dir)
     groups: dict[tuple, list[tuple[dict, dict]]] = {}
@@ -100,7 +110,8 @@ def point_rows(perf_dir: str | Path) -> list[dict]:
     for (use_case, mode, fraction), runs in groups.items():
         first, raw0 = runs[0]
         uc = man["use_cases"][use_case]
-        row = {"model": man["model"], "scheme": man["scheme"], "gpu": man["gpu"], "hardware": man.get("hardware"),
+        row = {"model": man["model"], "scheme": man["scheme"],
+               "served_as": served_as(man["scheme"], (gpu_types or {}).get(man["gpu"])), "gpu": man["gpu"], "hardware": man.get("hardware"),
                "use_case": use_case, "mode": mode, "prompt_tokens": uc["prompt_tokens"],
                "output_tokens": uc["output_tokens"], "request_rate": _rate(first), "rate_fraction": fraction,
                "max_concurrency": raw0.get("max_concurrency"), "num_requests": raw0.get("completed"),

@@ -7,6 +7,11 @@ so what is in the config is exactly what the checkpoint was made with.
 
 from __future__ import annotations
 
+# GPTQ activation ordering: "weight" (columns quantized in order of activation magnitude,
+# calibration only, same checkpoint format and speed) or "off". The schema's default is
+# this, llmcompressor's own default (GPTQModifier actorder "static" = "weight").
+ACTORDER_DEFAULT = "weight"
+
 
 def quantization_args(spec: dict) -> dict:
     """compressed-tensors QuantizationArgs fields from a config quant_args block."""
@@ -38,6 +43,8 @@ def modifier_specs(recipe: dict) -> list[tuple[str, dict]]:
         kwargs["dampening_frac"] = recipe.get("dampening_frac", 0.01)
         if recipe.get("block_size"):
             kwargs["block_size"] = recipe["block_size"]
+        # Always explicit: llmcompressor's GPTQModifier turns activation ordering on when unset.
+        kwargs["actorder"] = None if recipe.get("actorder", ACTORDER_DEFAULT) == "off" else "weight"
         specs.append(("GPTQModifier", kwargs))
     elif recipe["algorithm"] == "rtn":
         specs.append(("QuantizationModifier", kwargs))

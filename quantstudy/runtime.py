@@ -9,13 +9,25 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFL
            "HF_HUB_DISABLE_TELEMETRY": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
 
 
-def offline_env(extra: dict | None = None) -> None:
-    """Jobs never reach the network: models, tokenizers and datasets come from local paths.
+def cache_env(cache: str) -> dict:
+    """Where the libraries look for what `python -m quantstudy.stage` put in the offline cache."""
+    hf = os.path.join(cache, "hf")
+    return {"HF_HOME": hf, "HF_HUB_CACHE": os.path.join(hf, "hub"), "HF_DATASETS_CACHE": os.path.join(hf, "datasets"),
+            "HF_MODULES_CACHE": os.path.join(hf, "modules"), "NLTK_DATA": os.path.join(cache, "nltk_data"),
+            "HF_EVALUATE_OFFLINE": "1"}
 
-    Except with `hub_access: true` in config (cluster runs of hub models), which the
-    workflow passes down as QS_HUB_ACCESS=1.
+
+def offline_env(extra: dict | None = None) -> None:
+    """Jobs never reach the network: models, tokenizers and datasets come from local paths,
+    or from the offline cache the workflow names in QS_OFFLINE_CACHE (config offline_cache,
+    staged by quantstudy.stage and checked before any job).
+
+    Without a cache, `hub_access: true` (QS_HUB_ACCESS=1) lets jobs download.
     """
-    if os.environ.get("QS_HUB_ACCESS") != "1":
+    cache = os.environ.get("QS_OFFLINE_CACHE")
+    if cache:
+        os.environ.update({**cache_env(cache), **OFFLINE})
+    elif os.environ.get("QS_HUB_ACCESS") != "1":
         os.environ.update(OFFLINE)
     os.environ.update(extra or {})
 

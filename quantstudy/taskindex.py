@@ -16,7 +16,8 @@ from pathlib import Path
 
 import yaml
 
-_DECL = re.compile(r"^(task|group|tag):[ \t]*(\S*)")
+# Keys may be quoted: llama3/instruct's MMLU files write "task": "mmlu_llama_anatomy".
+_DECL = re.compile(r"""^["']?(task|group|tag)["']?:[ \t]*(\S*)""")
 _ITEM = re.compile(r"^\s+-\s+(\S+)\s*$")
 # lm-eval's defaults when a task has no metric_list (lm_eval/api/registry.py DEFAULT_METRIC_REGISTRY).
 DEFAULT_METRICS = {
@@ -161,3 +162,49 @@ class TaskIndex:
         out = out or None  # nothing found that declares metrics: cannot tell
         self._cache[name] = out
         return out
+
+    def leaf_configs(self, name: str, seen=frozenset()) -> list[dict]:
+        """The resolved YAML config of every leaf task a run of `name` (task, group or tag)
+        evaluates, through groups, subgroups and tags; [] where no YAML declares it."""
+        if name in seen:
+            return []
+        seen = seen | {name}
+        out: list[dict] = []
+        for f in self.files.get(name) or []:
+            try:
+                cfg = self._load(f)
+            except (OSError, yaml.YAMLError, RecursionError):
+                continue
+            tags = cfg.get("tag")
+            tags = tags if isinstance(tags, list) else [tags]
+            if cfg.get("task") != name and cfg.get("group") != name and name not in tags:
+                continue
+            out += self._leaves_of_config(cfg, seen)
+        return out
+
+    def _leaves_of_config(self, cfg: dict, seen) -> list[dict]:
+        members = cfg.get("task")
+        if isinstance(members, list):  # a group
+            out = []
+            for m in members:
+                if isinstance(m, str):
+                    out += self.leaf_configs(m, seen)
+                elif isinstance(m, dict):
+                    out += self._leaves_of_config(m, seen)
+            return out
+        if isinstance(members, str) and members in self.files and "dataset_path" not in cfg \
+                and "include" not in cfg and cfg.get("task") not in seen:
+            # An inline reference to a declared task, maybe with overrides (lm-eval merges them).
+            return [{**leaf, **{k: v for k, v in cfg.items() if k != "task"}}
+                    for leaf in self.leaf_configs(members, seen)]
+        return [cfg] if isinstance(members, str) else []
+
+    def unsafe_code(self, name: str) -> bool:
+        """Whether any leaf task of `name` runs model-written code (`unsafe_code: true`):
+        lm-eval refuses those unless simple_evaluate gets confirm_run_unsafe_code=True."""
+        return any(leaf.get("unsafe_code") is True for leaf in self.leaf_configs(name))
+
+    def datasets(self, name: str) -> set[tuple[str, str | None]]:
+        """(dataset_path, dataset_name) of every leaf task of `name`: what a run loads."""
+        return {(leaf["dataset_path"], leaf.get("dataset_name")) for leaf in self.leaf_configs(name)
+                if isinstance(leaf.get("dataset_path"), str)}

@@ -171,7 +171,17 @@ def config_errors(config: dict, workdir: str | Path = ".") -> list[str]:
     if sim["prompt_set"] not in sets:
         errs.append(f"config key 'similarity.prompt_set': '{sim['prompt_set']}' is not defined under 'prompt_sets'")
     for name, spec in sets.items():
-        path = spec["path"]
+        if "path" not in spec:
+            if not config.get("offline_cache"):
+                errs.append(f"config key 'prompt_sets.{name}.hub_dataset': a hub prompt set is staged into "
+                            "the offline cache: set 'offline_cache' (or give a local 'path')")
+                continue
+            from quantstudy.stage import prompt_set_path
+            path = prompt_set_path(config, name)
+            if not (workdir / path).exists():
+                continue  # not staged yet: the run's preflight names it, with the staging command
+        else:
+            path = spec["path"]
         for problem in prompt_file_problems(workdir / path):
             errs.append(f"config key 'prompt_sets.{name}.path': " + problem.replace(str(workdir / path), path, 1))
     for key, model in (("similarity.sts_model", sim.get("sts_model")),

@@ -26,7 +26,8 @@ from quantstudy.config import (
 )
 from quantstudy.configload import coerce_overrides, config_file_errors, workdir_note
 from quantstudy.hub import hub_models, preflight as hub_preflight
-from quantstudy.resources import job_resources, model_gpus, tensor_parallel_size
+from quantstudy.stage import missing_items as stage_missing, missing_message as stage_message, prompt_set_path
+from quantstudy.resources import job_resources, model_gpus, route, tensor_parallel_size
 from quantstudy.textsim import config_errors as textsim_config_errors
 
 
@@ -37,15 +38,15 @@ VENVS = Path(os.environ.get("QUANTSTUDY_VENVS", Path(workflow.basedir) / ".venv"
 def env_python(env):
     """Interpreter of a rule's env: the activated conda env under --sdm conda, else the
     local venv built from the same envs/<env>.yaml by scripts/setup_envs.py."""
+    return "python" if USE_CONDA else str(VENVS / env / "bin" / "python")
+
+
+def missing_envs():
+    """Local venvs a real run needs and lacks. Checked in onstart, not at parse time: a dry
+    run (a login node planning the grid) needs nothing installed."""
     if USE_CONDA:
-        return "python"
-    py = VENVS / env / "bin" / "python"
-    if not py.exists():
-        raise WorkflowError(
-            f"local env '{env}' is missing ({py}); build it with `python3 scripts/setup_envs.py {env}` "
-            "or run with `--sdm conda`"
-        )
-    return str(py)
+        return []
+    return [env for env in ("quantize", "serve", "analysis") if not Path(env_python(env)).exists()]
 
 
 # Exported, not params: moving the checkout or switching to conda must not look like a
@@ -115,14 +116,33 @@ GUIDELINE_MD = paths.GUIDELINE_MD
 
 MODELS = list(config["models"])
 HUB_MODELS = hub_models(config) if config.get("hub_access") else {}
+OFFLINE_CACHE = config.get("offline_cache")
 if config.get("hub_access"):
-    os.environ.update(QS_HUB_ACCESS="1")  # jobs may download models/datasets (cluster runs)
+    os.environ.update(QS_HUB_ACCESS="1")  # model paths may be hub ids (not local checkpoints)
+if OFFLINE_CACHE:
+    # Jobs read hub models and datasets from the staged cache, offline even with hub_access
+    # (quantstudy/stage.py; runtime.offline_env).
+    os.environ.update(QS_OFFLINE_CACHE=str(Path(OFFLINE_CACHE).resolve()))
 
 
 onstart:
-    # Real runs only (not dry runs): a host that cannot reach the hub stops here, before
-    # any job, naming each hub model, instead of hanging in a download.
-    if HUB_MODELS:
+    # Real runs only (not dry runs): what jobs need on this host is checked before any job.
+    if missing_envs():
+        raise WorkflowError(
+            "local envs missing: " + ", ".join(f"'{e}' ({env_python(e)})" for e in missing_envs())
+            + f"; build them with `python3 scripts/setup_envs.py {' '.join(missing_envs())}` "
+            "or run with `--sdm conda`"
+        )
+    # An offline cache missing anything a job reads stops here, naming each item and the
+    # command that stages it.
+    if OFFLINE_CACHE:
+        _tasks = lm_eval_tasks_dir()
+        _missing = stage_missing(config, OFFLINE_CACHE, [_tasks] if _tasks else [])
+        if _missing:
+            raise WorkflowError(stage_message(_missing, OFFLINE_CACHE, workflow.configfiles))
+    # Without a cache, a host that cannot reach the hub stops here, before any job, naming
+    # each hub model, instead of hanging in a download.
+    elif HUB_MODELS:
         _msg = hub_preflight(config)
         if _msg:
             raise WorkflowError(_msg)
@@ -179,10 +199,18 @@ def calibration_args(model, scheme):
     return ""
 
 
-def job_res(rule, model, attempt=1):
+def job_gpu_type(step, w):
+    """The GPU type a job of `step` (quantize, evaluate, ...) runs on. perf: its wildcard; quantize, evaluate
+    and generate go to the first type of evaluation.gpu_types they fit (None: no routing)."""
+    if step == "perf":
+        return w.gpu
+    return route(config, step, w.model, getattr(w, "scheme", BASELINE))
+
+
+def job_res(rule, w, attempt=1):
     """GPUs, memory, runtime and threads of one job: they grow with the model (its
-    `gpus`) and with each retry (quantstudy/resources.py)."""
-    return job_resources(config, rule, model, attempt)
+    `gpus`) and with each retry, memory up to its GPU type's node (quantstudy/resources.py)."""
+    return job_resources(config, rule, w.model, attempt, job_gpu_type(rule, w))
 
 
 def base_model_input(model):
@@ -195,9 +223,10 @@ def checkpoint_input(model, scheme):
     return base_model_input(model) if scheme == BASELINE else model_dir(model, scheme)
 
 
-def engine_args(model):
-    """vLLM engine args for a model: config's, sharded over the model's GPUs."""
-    engine = dict(config["evaluation"].get("engine", {}))
+def engine_args(model, task=None):
+    """vLLM engine args for a model (and task): config's, the task's over them, sharded
+    over the model's GPUs."""
+    engine = {**config["evaluation"].get("engine", {}), **(config["tasks"][task].get("engine", {}) if task else {})}
     if model_gpus(config, model) > 0:
         engine["tensor_parallel_size"] = tensor_parallel_size(config, model)
     return engine
@@ -209,12 +238,20 @@ def local_task_files():
     return sorted(str(p) for p in Path(folder).rglob("*") if p.is_file()) if folder else []
 
 
-def evaluation_settings(model):
-    return json.dumps({**config["evaluation"], "engine": engine_args(model)}, sort_keys=True)
+def evaluation_settings(model, task):
+    """What an evaluate job depends on (where it is placed is not: gpu_types)."""
+    ev = {k: v for k, v in config["evaluation"].items() if k != "gpu_types"}
+    return json.dumps({**ev, "engine": engine_args(model, task)}, sort_keys=True)
 
 
 def prompt_file():
-    return config["prompt_sets"][SIMILARITY["prompt_set"]]["path"]
+    return prompt_set_path(config, SIMILARITY["prompt_set"])
+
+
+def prompt_input():
+    """The prompt file as an input where it exists; a staged one may not yet on a login node
+    planning the grid (a real run checks the cache before any job)."""
+    return [prompt_file()] if Path(prompt_file()).exists() or "path" in config["prompt_sets"][SIMILARITY["prompt_set"]] else []
 
 
 def significance_settings():
@@ -276,7 +313,7 @@ def perf_settings(model):
 def perf_threads(w):
     """Run locally, a benchmark takes every core, so no other job runs beside it and skews
     its timings; on a cluster it gets the configured threads on its own node."""
-    threads = job_res("perf", w.model)["threads"]
+    threads = job_res("perf", w)["threads"]
     if workflow.local_exec:
         try:
             return max(threads, workflow.cores)
@@ -285,6 +322,11 @@ def perf_threads(w):
     return threads
 
 
-def gpu_type_resource(key):
+def gpu_type_resource(rule, key):
     """A SLURM resource of the job's GPU type (slurm_partition, constraint); None = unset."""
-    return lambda w: config["gpu_types"][w.gpu].get(key)
+
+    def resource(w):
+        gpu = job_gpu_type(rule, w)
+        return config["gpu_types"][gpu].get(key) if gpu else None
+
+    return resource

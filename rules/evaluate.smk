@@ -13,7 +13,7 @@ rule evaluate:
     params:
         task_spec=lambda w: json.dumps(config["tasks"][w.task], sort_keys=True),
         model_dir=lambda w: model_dir(w.model, w.scheme),
-        evaluation=lambda w: evaluation_settings(w.model),
+        evaluation=lambda w: evaluation_settings(w.model, w.task),
         include_path=lambda w: (
             f"--include-path {shlex.quote(config['evaluation']['task_include_path'])}"
             if config["evaluation"].get("task_include_path")
@@ -25,11 +25,13 @@ rule evaluate:
         "results/benchmarks/evaluate/{model}/{scheme}/{task}.tsv"
     conda:
         "../envs/serve.yaml"
-    threads: lambda w: job_res("evaluate", w.model)["threads"]
+    threads: lambda w: job_res("evaluate", w)["threads"]
     resources:
-        gpu=lambda w: job_res("evaluate", w.model)["gpu"],
-        mem_mb=lambda w, attempt: job_res("evaluate", w.model, attempt)["mem_mb"],
-        runtime=lambda w, attempt: job_res("evaluate", w.model, attempt)["runtime"],
+        gpu=lambda w: job_res("evaluate", w)["gpu"],
+        mem_mb=lambda w, attempt: job_res("evaluate", w, attempt)["mem_mb"],
+        runtime=lambda w, attempt: job_res("evaluate", w, attempt)["runtime"],
+        slurm_partition=gpu_type_resource("evaluate", "slurm_partition"),
+        constraint=gpu_type_resource("evaluate", "constraint"),
     shell:
         "$QS_PYTHON_SERVE {input.script:q} --model-dir {params.model_dir:q} --model {wildcards.model:q}"
         " --scheme {wildcards.scheme:q} --task {wildcards.task:q} --task-spec {params.task_spec:q}"

@@ -9,7 +9,7 @@ if SIMILARITY:
         input:
             script="scripts/generate.py",
             model=lambda w: checkpoint_input(w.model, w.scheme),
-            prompts=lambda w: prompt_file(),
+            prompts=lambda w: prompt_input(),
             reference=bf16_generations,
         output:
             generations=GENERATIONS,
@@ -17,6 +17,7 @@ if SIMILARITY:
             meta=GENERATION_META,
         params:
             model_dir=lambda w: model_dir(w.model, w.scheme),
+            prompts=lambda w: prompt_file(),
             settings=lambda w: json.dumps(generation_settings(w.model), sort_keys=True),
             reference=lambda w, input: (
                 f"--reference {shlex.quote(input.reference)}" if input.reference else ""
@@ -27,13 +28,15 @@ if SIMILARITY:
             "results/benchmarks/generate/{model}/{scheme}.tsv"
         conda:
             "../envs/serve.yaml"
-        threads: lambda w: job_res("generate", w.model)["threads"]
+        threads: lambda w: job_res("generate", w)["threads"]
         resources:
-            gpu=lambda w: job_res("generate", w.model)["gpu"],
-            mem_mb=lambda w, attempt: job_res("generate", w.model, attempt)["mem_mb"],
-            runtime=lambda w, attempt: job_res("generate", w.model, attempt)["runtime"],
+            gpu=lambda w: job_res("generate", w)["gpu"],
+            mem_mb=lambda w, attempt: job_res("generate", w, attempt)["mem_mb"],
+            runtime=lambda w, attempt: job_res("generate", w, attempt)["runtime"],
+            slurm_partition=gpu_type_resource("generate", "slurm_partition"),
+            constraint=gpu_type_resource("generate", "constraint"),
         shell:
             "$QS_PYTHON_SERVE {input.script:q} --model-dir {params.model_dir:q} --model {wildcards.model:q}"
-            " --scheme {wildcards.scheme:q} --prompts {input.prompts:q} {params.reference}"
+            " --scheme {wildcards.scheme:q} --prompts {params.prompts:q} {params.reference}"
             " --settings {params.settings:q} --output {output.generations:q}"
             " --logprobs {output.logprobs:q} --meta {output.meta:q} > {log:q} 2>&1"

@@ -29,11 +29,11 @@ if PERFORMANCE:
             "../envs/serve.yaml"
         threads: perf_threads
         resources:
-            gpu=lambda w: job_res("perf", w.model)["gpu"],
-            mem_mb=lambda w, attempt: job_res("perf", w.model, attempt)["mem_mb"],
-            runtime=lambda w, attempt: job_res("perf", w.model, attempt)["runtime"],
-            slurm_partition=gpu_type_resource("slurm_partition"),
-            constraint=gpu_type_resource("constraint"),
+            gpu=lambda w: job_res("perf", w)["gpu"],
+            mem_mb=lambda w, attempt: job_res("perf", w, attempt)["mem_mb"],
+            runtime=lambda w, attempt: job_res("perf", w, attempt)["runtime"],
+            slurm_partition=gpu_type_resource("perf", "slurm_partition"),
+            constraint=gpu_type_resource("perf", "constraint"),
         shell:
             "$QS_PYTHON_SERVE {input.script:q} --model-dir {params.model_dir:q} --model {wildcards.model:q}"
             " --scheme {wildcards.scheme:q} --gpu {wildcards.gpu:q} --use-cases {params.use_cases:q}"
@@ -47,6 +47,8 @@ if PERFORMANCE:
         output:
             csv=report(PERF_CSV, caption="../report/perf_csv.rst", category="4. Data"),
             sweep=PERF_SWEEP_CSV,
+        params:
+            gpu_types=json.dumps(config["gpu_types"], sort_keys=True),
         log:
             "results/logs/perf_table.log",
         conda:
@@ -57,7 +59,7 @@ if PERFORMANCE:
             runtime=10,
         shell:
             "$QS_PYTHON_ANALYSIS {input.script:q} {input.perf:q} --csv {output.csv:q}"
-            " --sweep-csv {output.sweep:q} > {log:q} 2>&1"
+            " --sweep-csv {output.sweep:q} --gpu-types {params.gpu_types:q} > {log:q} 2>&1"
 
     rule cost:
         input:

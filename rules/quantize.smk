@@ -22,11 +22,13 @@ rule quantize:
         "results/benchmarks/quantize/{model}/{scheme}.tsv"
     conda:
         "../envs/quantize.yaml"
-    threads: lambda w: job_res("quantize", w.model)["threads"]
+    threads: lambda w: job_res("quantize", w)["threads"]
     resources:
-        gpu=lambda w: job_res("quantize", w.model)["gpu"],
-        mem_mb=lambda w, attempt: job_res("quantize", w.model, attempt)["mem_mb"],
-        runtime=lambda w, attempt: job_res("quantize", w.model, attempt)["runtime"],
+        gpu=lambda w: job_res("quantize", w)["gpu"],
+        mem_mb=lambda w, attempt: job_res("quantize", w, attempt)["mem_mb"],
+        runtime=lambda w, attempt: job_res("quantize", w, attempt)["runtime"],
+        slurm_partition=gpu_type_resource("quantize", "slurm_partition"),
+        constraint=gpu_type_resource("quantize", "constraint"),
     shell:
         "$QS_PYTHON_QUANTIZE {input.script:q} --model-dir {params.base:q} --scheme {wildcards.scheme:q}"
         " --recipe {params.recipe:q} {params.calibration} --output {output:q} --threads {threads}"

@@ -29,10 +29,10 @@ if SIMILARITY:
             "results/benchmarks/similarity/{model}/{scheme}.tsv"
         conda:
             "../envs/analysis.yaml"
-        threads: lambda w: job_res("similarity", w.model)["threads"]
+        threads: lambda w: job_res("similarity", w)["threads"]
         resources:
-            mem_mb=lambda w, attempt: job_res("similarity", w.model, attempt)["mem_mb"],
-            runtime=lambda w, attempt: job_res("similarity", w.model, attempt)["runtime"],
+            mem_mb=lambda w, attempt: job_res("similarity", w, attempt)["mem_mb"],
+            runtime=lambda w, attempt: job_res("similarity", w, attempt)["runtime"],
         shell:
             "$QS_PYTHON_ANALYSIS {input.script:q} --model {wildcards.model:q} --scheme {wildcards.scheme:q}"
             " --generations {input.generations:q} --reference {input.reference:q}"

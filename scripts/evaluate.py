@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,11 +43,30 @@ def settings_from(spec: dict, evaluation: dict) -> dict:
     }
 
 
+def unsafe_code_settings(lm_eval_task: str, task_dirs) -> dict:
+    """What a task marked `unsafe_code: true` in its YAML (HumanEval: it executes the model's
+    code) needs to run: lm-eval's confirmation, and the variable HF `evaluate`'s code_eval
+    metric refuses to run without. Read from the task YAMLs, so no task is confirmed blindly."""
+    from quantstudy.taskindex import TaskIndex
+
+    # The local folder first: scanning lm-eval's ~10k YAMLs costs seconds per job.
+    for dirs in (task_dirs[1:], task_dirs):
+        index = TaskIndex(dirs)
+        if index.leaf_configs(lm_eval_task):
+            break
+    unsafe = index.unsafe_code(lm_eval_task)
+    return {"confirm_run_unsafe_code": unsafe, "env": {"HF_ALLOW_CODE_EVAL": "1"} if unsafe else {}}
+
+
 def evaluate(model_dir, model, scheme, task, spec, evaluation, include_path, output, samples_path) -> dict:
     import lm_eval
     from lm_eval.tasks import TaskManager
 
     s = settings_from(spec, evaluation)
+    unsafe = unsafe_code_settings(s["lm_eval_task"], [Path(lm_eval.__file__).parent / "tasks"]
+                                  + ([Path(include_path)] if include_path else []))
+    os.environ.update(unsafe["env"])  # before lm-eval imports the task's utils (code_eval loads there)
+    s["confirm_run_unsafe_code"] = unsafe["confirm_run_unsafe_code"]
     model_args = {"pretrained": model_dir, "seed": s["seed"], **s["engine"]}
     started = time.time()
     results = lm_eval.simple_evaluate(
@@ -63,6 +83,7 @@ def evaluate(model_dir, model, scheme, task, spec, evaluation, include_path, out
         task_manager=TaskManager(include_path=include_path) if include_path else TaskManager(),
         random_seed=s["seed"], numpy_random_seed=s["seed"], torch_random_seed=s["seed"],
         fewshot_random_seed=s["seed"],
+        confirm_run_unsafe_code=s["confirm_run_unsafe_code"],
     )
     seconds = time.time() - started
     if results is None:

@@ -11,6 +11,7 @@ Measures are means over repeats; *_std and *_cv give their run-to-run spread.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -28,10 +29,12 @@ def main(argv=None) -> int:
     ap.add_argument("perf_dirs", nargs="+", help="directories written by scripts/perf.py")
     ap.add_argument("--csv", required=True)
     ap.add_argument("--sweep-csv", required=True)
+    ap.add_argument("--gpu-types", default="{}", help="config's gpu_types as JSON (labels served_as)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        rows = [r for d in args.perf_dirs for r in point_rows(d)]
+        gpu_types = json.loads(args.gpu_types)
+        rows = [r for d in args.perf_dirs for r in point_rows(d, gpu_types)]
     except ValueError as e:  # a damaged result is named, never tabulated
         log.error("%s", e)
         return 1

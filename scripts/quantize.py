@@ -64,6 +64,14 @@ def load_hub_calibration_texts(dataset_id: str, split: str, field: str, tokenize
     return ["\n".join(turn["content"] for turn in m) for m in chats]
 
 
+def calibration_features(texts: list[str], tokenizer, max_seq_length: int, chat_template: bool) -> dict:
+    """Token ids of the calibration texts, tokenized here rather than by llmcompressor: a
+    chat-templated text already starts with the template's BOS, and tokenizing it with special
+    tokens (llmcompressor's way) put a second BOS before it. Plain text gets the tokenizer's own."""
+    enc = tokenizer(texts, add_special_tokens=not chat_template, truncation=True, max_length=max_seq_length)
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
 def build_modifiers(recipe: dict):
     from llmcompressor.modifiers.gptq import GPTQModifier
     from llmcompressor.modifiers.quantization import QuantizationModifier
@@ -98,7 +106,8 @@ def quantize(model_dir: str, scheme: str, recipe: dict, calibration: str | None,
         else:
             raise SystemExit(f"scheme {scheme}: the recipe needs calibration data: give --calibration "
                              "or --calibration-hub")
-        kwargs = dict(dataset=Dataset.from_dict({"text": texts}), num_calibration_samples=len(texts),
+        features = calibration_features(texts, tokenizer, cal["max_seq_length"], cal.get("chat_template", True))
+        kwargs = dict(dataset=Dataset.from_dict(features), num_calibration_samples=len(texts),
                       max_seq_length=cal["max_seq_length"])
         log.info("calibration: %d samples from %s, max_seq_length %d", len(texts), calibration, cal["max_seq_length"])
     modifiers = build_modifiers(recipe)

@@ -127,3 +127,17 @@ def test_perf_schemes_must_be_schemes_and_need_a_performance_block():
     assert model_perf_schemes(cfg, "m") == ["w8a8-fp"]
     del cfg["performance"]
     assert any("models.m.perf_schemes" in e for e in _performance_errors(cfg, "m", None))
+
+
+def test_gptq_knobs_on_an_rtn_recipe_are_rejected():
+    msg = errors_of(lambda c: c["recipes"]["w8a8-fp"].update(actorder="off"))
+    assert "'recipes.w8a8-fp.actorder'" in msg and "gptq only" in msg
+    msg = errors_of(lambda c: c["recipes"]["w4a16-int"].update(actorder="group"))
+    assert "'recipes.w4a16-int.actorder'" in msg and "group" in msg
+
+
+def test_task_engine_args_are_checked_like_the_evaluation_ones():
+    msg = errors_of(lambda c: c["tasks"]["reverse"].update(engine={"max_model_length": 512}))
+    assert "'tasks.reverse.engine.max_model_length'" in msg and "max_model_len" in msg
+    msg = errors_of(lambda c: c["tasks"]["reverse"].update(engine={"max_model_len": "long"}))
+    assert "'tasks.reverse.engine.max_model_len'" in msg

@@ -50,3 +50,9 @@ def test_missing_bf16_leaves_the_reduction_empty():
 def test_unknown_gpu_type_is_named():
     with pytest.raises(KeyError, match="h200"):
         cost_rows([perf("bf16", 1.0, gpu="h200")], GPUS, {"m": 1})
+
+
+def test_cost_rows_carry_what_the_gpu_ran():
+    fp8 = {**perf("w8a8-fp", 3.0), "served_as": "w8-fp weight-only (Marlin)"}
+    rows = cost_rows([perf("bf16", 2.0), fp8], GPUS, {"m": 1})
+    assert [r["served_as"] for r in rows] == ["bf16", "w8-fp weight-only (Marlin)"]

@@ -91,3 +91,20 @@ def test_local_venv_matches_its_env_file(name):
         have = got[pkg]
         assert have is not None, f"{pkg} missing from {py}"
         assert have.split("+")[0] == want.split("+")[0], (pkg, have, want)
+
+
+# What lm-eval 0.4.13's [ifeval] and [math] extras require (its METADATA): the leaderboard's
+# IFEval and MATH level 5 import these, and fail the job after the engine loaded without them.
+LM_EVAL_TASK_EXTRAS = {"langdetect": None, "immutabledict": None, "nltk": "3.9.1", "sympy": "1.12",
+                       "antlr4-python3-runtime": "4.11", "math-verify": None}
+
+
+def test_serve_env_pins_the_extras_of_the_paper_tasks():
+    pins = SPECS["serve"].pins()
+    for pkg, least in LM_EVAL_TASK_EXTRAS.items():
+        assert pkg in pins, f"envs/serve.yaml lacks {pkg} (lm-eval's ifeval/math extra)"
+        if least:
+            have = tuple(int(x) for x in pins[pkg].split(".")[:2])
+            assert have >= tuple(int(x) for x in least.split(".")[:2]), (pkg, pins[pkg])
+    # lm-eval pins antlr4 ==4.11: the generated LaTeX parser refuses another runtime.
+    assert pins["antlr4-python3-runtime"].startswith("4.11")

@@ -69,3 +69,11 @@ def test_group_samples_are_tagged_with_their_subtask_and_subtask_results_kept():
     assert flat_samples(group, "g") == [{"doc_id": 0, "subtask": "g_a"}, {"doc_id": 1, "subtask": "g_a"},
                                         {"doc_id": 0, "subtask": "g_b"}]
     assert subtask_results(group, "g") == {"g_a": {"acc,none": 0.4}, "g_b": {"acc,none": 0.6}}
+
+
+def test_group_sample_count_sums_its_leaves():
+    # lm-eval 0.4.13 keys n-samples by leaf task only (e.g. leaderboard_bbh's 24 subtasks).
+    group = {"results": {"g": {}, "g_a": {}, "g_b": {}},
+             "n-samples": {"g_a": {"original": 250, "effective": 5}, "g_b": {"original": 187, "effective": 5}}}
+    assert sample_count(group, "g") == 10
+    assert sample_count({"n-samples": {}}, "g") is None

@@ -40,3 +40,36 @@ def test_w4a16_is_weight_only_group_128():
 def test_group_size_only_when_given():
     assert "group_size" not in quantization_args({"num_bits": 8, "type": "int", "strategy": "channel",
                                                   "symmetric": True})
+
+
+def test_gptq_activation_order_is_always_explicit():
+    # llmcompressor's GPTQModifier orders by activation when actorder is unset: "off" must reach it.
+    r = dict(CONFIG["recipes"]["w4a16-int"])
+    assert modifier_specs(r)[0][1]["actorder"] == "weight"  # the default, stated
+    assert modifier_specs({**r, "actorder": "off"})[0][1]["actorder"] is None
+    rtn = modifier_specs(CONFIG["recipes"]["w8a8-fp"])[0][1]
+    assert "actorder" not in rtn
+
+
+PAPER = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+
+
+def _paper(model, scheme):
+    from quantstudy.config import effective_recipe
+    return effective_recipe(PAPER, model, scheme)
+
+
+def test_paper_recipes_are_the_published_ones():
+    """RedHatAI/neuralmagic Llama-3.1 quantized model cards."""
+    r = _paper("llama-3.1-8b-instruct", "w4a16-int")
+    assert (r["dampening_frac"], r["actorder"], r["calibration"]["max_seq_length"]) == (0.1, "weight", 4064)
+    r = _paper("llama-3.1-70b-instruct", "w8a8-int")
+    assert (r["dampening_frac"], r["calibration"]["num_samples"]) == (0.1, 256)
+    assert [n for n, _ in modifier_specs(r)] == ["GPTQModifier"]  # no SmoothQuant
+    r = _paper("llama-3.1-405b-instruct", "w4a16-int")
+    assert r["calibration"]["num_samples"] == 512 and r["weights"]["observer"] == "minmax"
+    r = _paper("llama-3.1-405b-instruct", "w8a8-int")
+    assert (r["weights"]["observer"], r["dampening_frac"], r["calibration"]["max_seq_length"]) == ("mse", 0.01, 4096)
+    assert modifier_specs(r)[-1][1]["config_groups"]["group_0"]["weights"]["observer"] == "mse"
+    sets = {_paper(m, s)["calibration"]["set"] for m in PAPER["models"] for s in ("w8a8-int", "w4a16-int")}
+    assert [PAPER["calibration_sets"][s]["hub_dataset"] for s in sets] == ["neuralmagic/LLM_compression_calibration"]
