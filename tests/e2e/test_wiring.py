@@ -288,6 +288,7 @@ def expected_summary(root: Path) -> dict[tuple, dict]:
     for (model, scheme, level, task, metric), r in list(rows.items()):
         base = rows[(model, BASELINE, level, task, metric)]["score"]
         r["bf16_score"] = base
+        r["bf16_stderr"] = rows[(model, BASELINE, level, task, metric)]["stderr"]
         r["recovery_pct"] = r["score"] / base * 100 if base else None
     suites: dict[str, list[str]] = {}
     for task, spec in cfg["tasks"].items():
@@ -301,6 +302,7 @@ def expected_summary(root: Path) -> dict[tuple, dict]:
                 base = statistics.fmean(p["score"] for p in ref)
                 rows[(model, scheme, "suite", suite, None)] = {
                     "score": score, "bf16_score": base, "n": sum(p["n"] for p in own),
+                    "bf16_stderr": math.sqrt(sum(p["stderr"] ** 2 for p in ref)) / len(ref),
                     # ratio of the two averages, not the average of the ratios (STUDY.md)
                     "recovery_pct": score / base * 100 if base else None,
                     "stderr": math.sqrt(sum(p["stderr"] ** 2 for p in own)) / len(own),
@@ -335,7 +337,8 @@ def summary_problems(root: Path) -> list[str]:
             problems.append(f"{where}: duplicated")
         seen.add(key)
         w = want[key]
-        for col, tol in (("score", 1e-6), ("bf16_score", 1e-6), ("stderr", 1e-6), ("recovery_pct", 1e-6)):
+        for col, tol in (("score", 1e-6), ("bf16_score", 1e-6), ("stderr", 1e-6), ("bf16_stderr", 1e-6),
+                         ("recovery_pct", 1e-6)):
             if not close(number(r[col]), w[col], tol):
                 problems.append(f"{where}: {col} {r[col]}, recomputed {w[col]}")
         if int(r["n"]) != w["n"]:
