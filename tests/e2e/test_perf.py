@@ -99,7 +99,8 @@ def test_sweep_points_are_fractions_of_the_saturated_rate(study, perf):
                 for args in asked:  # --request-rate is written with 6 significant digits
                     assert float(args[args.index("--request-rate") + 1]) == pytest.approx(f * sum(sat) / len(sat),
                                                                                         rel=1e-5)
-                assert pts[f]["request_rate"] == pytest.approx(f * sum(sat) / len(sat), rel=1e-5)
+                # perf_sweep.csv rounds the rate to 4 significant digits
+                assert pts[f]["request_rate"] == pytest.approx(f * sum(sat) / len(sat), rel=1e-3)
 
 
 def test_cost_is_queries_per_dollar_relative_to_bf16(study):
