@@ -1,5 +1,6 @@
 """What is running under a workflow copy, read from /proc (Linux): for tests that stop
-jobs and then check that nothing of the run is left."""
+jobs and then check that nothing of the run is left, and that synchronise on processes
+(a step's worker exists, its engine child has started) instead of sleeps or log lines."""
 
 from __future__ import annotations
 
@@ -14,23 +15,25 @@ def _read(path: str) -> bytes | None:
         return None
 
 
-def is_zombie(pid: int) -> bool:
+def _stat_fields(pid: int | str) -> list[bytes] | None:
     stat = _read(f"/proc/{pid}/stat")
-    return stat is None or stat.rsplit(b")", 1)[1].split()[0] == b"Z"
+    return stat.rsplit(b")", 1)[1].split() if stat else None
 
 
-def processes_in(folder: Path) -> list[str]:
-    """Live processes (other than this one) whose working directory is under `folder`."""
+def processes_in(folder: Path) -> list[tuple[int, str]]:
+    """Live processes (other than this one) whose working directory is inside `folder`:
+    a vLLM server runs in its own session, so a process group does not reach it."""
     out = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             continue
-        if int(pid) == os.getpid() or not Path(cwd).is_relative_to(folder) or is_zombie(int(pid)):
+        fields = _stat_fields(pid)
+        if int(pid) == os.getpid() or not Path(cwd).is_relative_to(folder) or not fields or fields[0] == b"Z":
             continue
         cmd = (_read(f"/proc/{pid}/cmdline") or b"").replace(b"\0", b" ").decode(errors="replace")
-        out.append(f"{pid}: {cmd[:200]}")
+        out.append((int(pid), cmd[:200]))
     return out
 
 
@@ -38,12 +41,11 @@ def argv_of(pid: int) -> list[str]:
     return [a.decode(errors="replace") for a in (_read(f"/proc/{pid}/cmdline") or b"").split(b"\0") if a]
 
 
-def step_workers(folder: Path, script: str) -> list[int]:
-    """Worker processes (quantstudy.step) in the workflow copy running `script`: not the
-    shell around them, nor the step's supervisor."""
+def python_running(folder: Path, script: str) -> list[int]:
+    """Step workers in the workflow copy running `script`: the process doing the work, not
+    the shell around it nor the step's supervisor (quantstudy/step.py)."""
     pids = []
-    for entry in processes_in(folder):
-        pid = int(entry.split(":")[0])
+    for pid, _ in processes_in(folder):
         argv = argv_of(pid)
         environ = (_read(f"/proc/{pid}/environ") or b"").split(b"\0")
         if len(argv) > 1 and "python" in Path(argv[0]).name and argv[1] == script \
@@ -52,9 +54,19 @@ def step_workers(folder: Path, script: str) -> list[int]:
     return pids
 
 
-def children(pid: int) -> list[int]:
-    raw = _read(f"/proc/{pid}/task/{pid}/children")
-    return [int(c) for c in raw.split()] if raw else []
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (from /proc/*/stat parent ids)."""
+    children: dict[int, list[int]] = {}
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        fields = _stat_fields(p)
+        if fields and fields[0] != b"Z":
+            children.setdefault(int(fields[1]), []).append(int(p))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
 
 
 def has_mapped(pid: int, library: str) -> bool:
@@ -65,8 +77,8 @@ def has_mapped(pid: int, library: str) -> bool:
 
 def served_port(folder: Path) -> int | None:
     """The port of a `vllm serve` started in the workflow copy, from its command line."""
-    for entry in processes_in(folder):
-        argv = argv_of(int(entry.split(":")[0]))
+    for pid, _ in processes_in(folder):
+        argv = argv_of(pid)
         if "serve" in argv and "--port" in argv:
             return int(argv[argv.index("--port") + 1])
     return None

@@ -20,7 +20,7 @@ import pytest
 from quantstudy.server import port_is_free
 
 from .conftest import Workflow, wait_for
-from .procs import children, has_mapped, processes_in, served_port, step_workers
+from .procs import descendants, has_mapped, processes_in, python_running, served_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,13 +36,13 @@ def _started(script: str, engine: str):
     """The explicit event after which the step is mid-work."""
 
     def check(wf: Workflow) -> bool:
-        workers = step_workers(wf.dir, script)
+        workers = python_running(wf.dir, script)
         if not workers:
             return False
         if engine == "torch":  # quantize: llmcompressor computes in the worker itself
             return has_mapped(workers[0], "libtorch_cpu")
         if engine == "engine-process":  # evaluate/generate: vLLM's engine core is running
-            return any(has_mapped(c, "libtorch_cpu") for c in children(workers[0]))
+            return any(has_mapped(c, "libtorch_cpu") for c in descendants(workers[0]))
         port = served_port(wf.dir)  # perf: the server listens, the benchmark is under way
         return port is not None and not port_is_free(port)
 
@@ -78,7 +78,8 @@ def _same_result(rule: str, before: Path, after: Path) -> None:
 @pytest.mark.parametrize("rule", list(CASES))
 def test_ctrl_c_in_a_terminal_stops_everything_and_a_rerun_completes(rule, study, tmp_path, tmux):
     target, script, engine = CASES[rule]
-    wf = Workflow(Path(shutil.copytree(study.dir, tmp_path / "wf", symlinks=True)))
+    study.need(target)
+    wf = study.copy(tmp_path / "wf")
     out = wf.path(target)
     (shutil.rmtree if out.is_dir() else Path.unlink)(out)
     exit_file = tmp_path / "exit"

@@ -8,8 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -17,6 +15,7 @@ import yaml
 from quantstudy.workspace import copy_workflow
 
 from .conftest import Workflow, wait_for
+from .procs import descendants, python_running
 
 EVAL = "results/eval/tiny-llama/{scheme}/{task}.json"
 
@@ -99,6 +98,17 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def _freeze_then_kill(proc: subprocess.Popen, wf: Workflow, script: str, target: str) -> None:
+    """SIGSTOP the whole run, so nothing moves while we look: the step must still be running
+    and its output absent (else the kill would test nothing); then SIGKILL it all."""
+    os.killpg(proc.pid, signal.SIGSTOP)
+    try:
+        assert python_running(wf.dir, script), f"{script} had already exited: nothing was killed mid-step"
+        assert not wf.path(target).exists(), f"{target} was already finished: nothing was killed mid-step"
+    finally:
+        _kill_group(proc)
+
+
 def _recover(wf: Workflow) -> None:
     # A SIGKILLed Snakemake cannot release its lock; `--unlock` is the documented recovery.
     wf.snakemake("--unlock")
@@ -111,11 +121,11 @@ def _group_gone(pgid: int) -> bool:
 
 def test_sigkill_during_quantize_leaves_nothing_that_looks_done(fresh, study):
     target = "results/models/tiny-llama/w8a8-int"
-    log = fresh.path("results/logs/quantize/tiny-llama/w8a8-int.log")
+    study.need(target)
     proc = _start(fresh, target)
-    # Kill the whole job tree mid-calibration (SmoothQuant/GPTQ running, nothing saved yet).
-    wait_for(lambda: log.exists() and "GPTQ" in log.read_text(errors="replace"), 300, "GPTQ to start")
-    _kill_group(proc)
+    # The explicit event: the quantize step's own python process exists (from /proc).
+    wait_for(lambda: python_running(fresh.dir, "scripts/quantize.py"), 300, "the quantize step to start")
+    _freeze_then_kill(proc, fresh, "scripts/quantize.py", target)
     wait_for(lambda: _group_gone(proc.pid), 30, "killed processes to exit")
     assert not fresh.path(target).exists()
     _recover(fresh)
@@ -131,13 +141,17 @@ def test_sigkill_during_quantize_leaves_nothing_that_looks_done(fresh, study):
         json.loads(study.path(f"{target}/quantstudy.json").read_text())["recipe"]
 
 
+def _engine_started(wf: Workflow, script: str) -> bool:
+    """The step's python process has started its vLLM engine (a child process)."""
+    return any(descendants(pid) for pid in python_running(wf.dir, script))
+
+
 def test_sigkill_during_evaluate_then_rerun_equals_uninterrupted(fresh, study):
     target = EVAL.format(scheme="bf16", task="reverse")
-    log = fresh.path("results/logs/evaluate/tiny-llama/bf16/reverse.log")
+    study.need(target)
     proc = _start(fresh, target)
-    wait_for(lambda: log.exists() and "Processed prompts" in log.read_text(errors="replace"), 600,
-              "lm-eval to start generating")
-    _kill_group(proc)
+    wait_for(lambda: _engine_started(fresh, "scripts/evaluate.py"), 600, "the evaluation's engine to start")
+    _freeze_then_kill(proc, fresh, "scripts/evaluate.py", target)
     wait_for(lambda: _group_gone(proc.pid), 30, "vLLM processes to exit")
     assert not fresh.path(target).exists()
     _recover(fresh)
@@ -152,13 +166,20 @@ def test_sigkill_during_evaluate_then_rerun_equals_uninterrupted(fresh, study):
 
 def test_second_invocation_is_refused_and_first_is_unharmed(fresh, study):
     target = EVAL.format(scheme="bf16", task="count_letter")
-    log = fresh.path("results/logs/evaluate/tiny-llama/bf16/count_letter.log")
+    study.need(target)
     first = _start(fresh, target)
     try:
-        wait_for(lambda: log.exists(), 300, "the first run's job to start")
-        second = fresh.snakemake("--cores", "1", target, check=False)
+        # The first run holds its lock once its job runs; stopping Snakemake itself (not its
+        # job) keeps it holding the lock however long the second takes, and harms nothing.
+        wait_for(lambda: python_running(fresh.dir, "scripts/evaluate.py"), 300, "the first run's job to start")
+        assert any(fresh.path(".snakemake/locks").glob("*.lock"))
+        os.kill(first.pid, signal.SIGSTOP)
+        try:
+            second = fresh.snakemake("--cores", "1", target, check=False)
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
         assert second.returncode != 0
-        assert "lock" in (second.stdout + second.stderr).lower()
+        assert "Directory cannot be locked" in second.stdout + second.stderr, second.stderr[-2000:]
         out, _ = first.communicate(timeout=1200)
     finally:
         if first.poll() is None:
@@ -169,7 +190,8 @@ def test_second_invocation_is_refused_and_first_is_unharmed(fresh, study):
 
 
 def test_corrupted_eval_json_is_named_never_summarized(study, tmp_path):
-    wf = Workflow(Path(shutil.copytree(study.dir, tmp_path / "copy", symlinks=True)))
+    study.need(EVAL.format(scheme="w8a8-int", task="count_letter"), "results/summary.csv")
+    wf = study.copy(tmp_path / "copy")
     bad = wf.path(EVAL.format(scheme="w8a8-int", task="count_letter"))
     bad.write_text(bad.read_text()[:100])
     p = wf.snakemake("--cores", "1", "results/summary.csv", check=False)
@@ -181,7 +203,8 @@ def test_corrupted_eval_json_is_named_never_summarized(study, tmp_path):
 
 
 def test_truncated_checkpoint_is_named_by_evaluate(study, tmp_path):
-    wf = Workflow(Path(shutil.copytree(study.dir, tmp_path / "copy", symlinks=True)))
+    study.need("results/models/tiny-llama/w4a16-int")
+    wf = study.copy(tmp_path / "copy")
     w = wf.path("results/models/tiny-llama/w4a16-int/model.safetensors")
     w.write_bytes(w.read_bytes()[:1000])
     target = EVAL.format(scheme="w4a16-int", task="reverse")

@@ -24,6 +24,7 @@ def load(wf, scheme):
 
 
 def test_generations_for_every_scheme(study):
+    study.need(*[f"results/generations/tiny-llama/{s}.{ext}" for s in SCHEMES for ext in ("jsonl", "meta.json")])
     prompts = [json.loads(x) for x in study.path("data/prompts/fixture_prompts.jsonl").read_text().splitlines()]
     for scheme in SCHEMES:
         rows = [json.loads(x) for x in
@@ -38,6 +39,7 @@ def test_generations_for_every_scheme(study):
 
 
 def test_bf16_against_itself_is_exactly_identical(study):
+    study.need("results/similarity/tiny-llama/bf16.json")
     s = load(study, "bf16")
     for m in TEXT_METRICS:
         assert s["text"][m]["mean"] == 1.0, m
@@ -48,6 +50,7 @@ def test_bf16_against_itself_is_exactly_identical(study):
 
 
 def test_every_scheme_has_finite_similarity_kl_and_flips(study):
+    study.need(*[f"results/similarity/tiny-llama/{s}.json" for s in SCHEMES])
     cfg = yaml.safe_load(study.path("config/config.yaml").read_text())
     for scheme in SCHEMES:
         s = load(study, scheme)
@@ -66,6 +69,7 @@ def test_every_scheme_has_finite_similarity_kl_and_flips(study):
 
 
 def test_summary_shows_similarity(study):
+    study.need("results/summary.csv", "results/summary.md")
     with open(study.path("results/summary.csv")) as f:
         rows = [r for r in csv.DictReader(f) if r["level"] == "similarity"]
     assert {r["scheme"] for r in rows} == set(SCHEMES) - {"bf16"}

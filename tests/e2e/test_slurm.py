@@ -44,6 +44,7 @@ def test_profile_resolves_from_the_repository_root():
 
 
 def test_gpu_rule_goes_through_sbatch_and_matches_a_local_run(slurm, study, tmp_path):
+    study.need("results/models/tiny-llama/w8a8-fp")
     wf = Workflow(copy_workflow(tmp_path / "wf"))
     cfg = yaml.safe_load(wf.path("config/config.yaml").read_text())
     cfg["models"]["tiny-llama"]["gpus"] = 1  # as a real model would: ask SLURM for a GPU
