@@ -10,34 +10,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from quantstudy.prompts import MAX_REPORTED
+from quantstudy.prompts import MAX_REPORTED, jsonl_lines
 
 
 def calibration_file_problems(path: str | Path, num_samples: int | None = None,
                               field: str = "messages") -> list[str]:
     """Every problem of a calibration file, each as 'FILE[:LINE]: what is wrong'; [] if usable."""
     path = Path(path)
-    if not path.exists():
-        return [f"{path}: calibration file does not exist"]
-    if not path.is_file():
-        return [f"{path}: is a directory, expected a JSONL file"]
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        return [f"{path}: not UTF-8 text ({e})"]
-    except OSError as e:
-        return [f"{path}: cannot be read ({e})"]
-    problems: list[str] = []
+    lines, problems = jsonl_lines(path, "calibration file", "a JSONL file")
+    if lines is None:
+        return problems
     rows = 0
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            problems.append(f"{where}: not valid JSON ({e.msg})")
-            continue
+    for where, row in lines:
         if not isinstance(row, dict) or field not in row:
             problems.append(f"{where}: expected a JSON object with '{field}'")
             continue

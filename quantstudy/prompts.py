@@ -17,6 +17,31 @@ class PromptFileError(ValueError):
     """A prompt file that cannot be used; the message names the file (and line)."""
 
 
+def jsonl_lines(path: Path, what: str, expected: str) -> tuple[list[tuple[str, object]] | None, list[str]]:
+    """The reading both up-front file checks share (prompt and calibration files):
+    ('FILE:LINE', parsed row) per non-blank line, and the problems so far (lines that are
+    not JSON). Rows are None when the file itself cannot be read."""
+    if not path.exists():
+        return None, [f"{path}: {what} does not exist"]
+    if not path.is_file():
+        return None, [f"{path}: is a directory, expected {expected}"]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        return None, [f"{path}: not UTF-8 text ({e})"]
+    except OSError as e:
+        return None, [f"{path}: cannot be read ({e})"]
+    rows, problems = [], []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((f"{path}:{lineno}", json.loads(line)))
+        except ValueError as e:
+            problems.append(f"{path}:{lineno}: not valid JSON ({e.msg})")
+    return rows, problems
+
+
 def prompt_file_problems(path: str | Path) -> list[str]:
     """Every problem of a prompt file, each as 'FILE[:LINE]: what is wrong'; [] if usable.
 
@@ -25,28 +50,13 @@ def prompt_file_problems(path: str | Path) -> list[str]:
     Blank lines are skipped; a file with no prompt at all is an error.
     """
     path = Path(path)
-    if not path.exists():
-        return [f"{path}: prompt file does not exist"]
-    if not path.is_file():
-        return [f"{path}: is a directory, expected a JSONL file of prompts"]
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        return [f"{path}: not UTF-8 text ({e})"]
-    except OSError as e:
-        return [f"{path}: cannot be read ({e})"]
-    problems: list[str] = []
+    rows, problems = jsonl_lines(path, "prompt file", "a JSONL file of prompts")
+    if rows is None:
+        return problems
     seen: dict[str, int] = {}
     count = 0
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            problems.append(f"{where}: not valid JSON ({e.msg})")
-            continue
+    for where, row in rows:
+        lineno = int(where.rsplit(":", 1)[1])
         if not isinstance(row, dict):
             problems.append(f"{where}: expected a JSON object with 'id' and 'prompt', got {type(row).__name__}")
             continue
