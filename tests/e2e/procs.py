@@ -75,6 +75,13 @@ def has_mapped(pid: int, library: str) -> bool:
     return maps is not None and library.encode() in maps
 
 
+def engine_started(pid: int) -> bool:
+    """Whether a step's vLLM engine has started: in the step's own process (vLLM's kernels
+    library is loaded when the engine initialises; the default config runs one CPU engine
+    in-process) or as a child process that has loaded torch (vLLM's multiprocessing mode)."""
+    return has_mapped(pid, "vllm/_C.abi3.so") or any(has_mapped(c, "libtorch_cpu") for c in descendants(pid))
+
+
 def served_port(folder: Path) -> int | None:
     """The port of a `vllm serve` started in the workflow copy, from its command line."""
     for pid, _ in processes_in(folder):

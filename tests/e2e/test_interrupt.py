@@ -20,7 +20,7 @@ import pytest
 from quantstudy.server import port_is_free
 
 from .conftest import Workflow, wait_for
-from .procs import descendants, has_mapped, processes_in, python_running, served_port
+from .procs import engine_started, has_mapped, processes_in, python_running, served_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,8 +41,8 @@ def _started(script: str, engine: str):
             return False
         if engine == "torch":  # quantize: llmcompressor computes in the worker itself
             return has_mapped(workers[0], "libtorch_cpu")
-        if engine == "engine-process":  # evaluate/generate: vLLM's engine core is running
-            return any(has_mapped(c, "libtorch_cpu") for c in descendants(workers[0]))
+        if engine == "engine":  # evaluate/generate: vLLM's engine is up
+            return engine_started(workers[0])
         port = served_port(wf.dir)  # perf: the server listens, the benchmark is under way
         return port is not None and not port_is_free(port)
 
@@ -51,8 +51,8 @@ def _started(script: str, engine: str):
 
 CASES = {
     "quantize": ("results/models/tiny-llama/w4a16-int", "scripts/quantize.py", "torch"),
-    "evaluate": ("results/eval/tiny-llama/w8a8-int/count_letter.json", "scripts/evaluate.py", "engine-process"),
-    "generate": ("results/generations/tiny-llama/w4a16-int.jsonl", "scripts/generate.py", "engine-process"),
+    "evaluate": ("results/eval/tiny-llama/w8a8-int/count_letter.json", "scripts/evaluate.py", "engine"),
+    "generate": ("results/generations/tiny-llama/w4a16-int.jsonl", "scripts/generate.py", "engine"),
     "perf": ("results/perf/tiny-llama/w8a8-int/cpu", "scripts/perf.py", "server"),
 }
 

@@ -15,7 +15,7 @@ import yaml
 from quantstudy.workspace import copy_workflow
 
 from .conftest import Workflow, wait_for
-from .procs import descendants, python_running
+from .procs import engine_started, python_running
 
 EVAL = "results/eval/tiny-llama/{scheme}/{task}.json"
 
@@ -142,8 +142,8 @@ def test_sigkill_during_quantize_leaves_nothing_that_looks_done(fresh, study):
 
 
 def _engine_started(wf: Workflow, script: str) -> bool:
-    """The step's python process has started its vLLM engine (a child process)."""
-    return any(descendants(pid) for pid in python_running(wf.dir, script))
+    """The step's python process has started its vLLM engine."""
+    return any(engine_started(pid) for pid in python_running(wf.dir, script))
 
 
 def test_sigkill_during_evaluate_then_rerun_equals_uninterrupted(fresh, study):
