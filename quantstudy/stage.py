@@ -102,7 +102,14 @@ def required_items(config: dict, task_dirs, workdir: str | Path = ".") -> list[I
 
 
 def _dataset_dirname(hub_id: str) -> str:
-    return hub_id.replace("/", "___")
+    """datasets' prepared-cache folder of a hub dataset: ORG___name, the name snake-cased
+    (datasets.naming.camelcase_to_snakecase): TIGER-Lab/MMLU-Pro -> TIGER-Lab___mmlu-pro."""
+    import re
+
+    org, _, name = hub_id.rpartition("/")
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    name = re.sub(r"([a-z\d])([A-Z])", r"\1_\2", name).lower()
+    return f"{org}___{name}" if org else name
 
 
 def is_staged(item: Item, cache: str | Path, config: dict | None = None) -> bool:
@@ -217,8 +224,16 @@ def fetch(item: Item, cache: Path, config: dict) -> None:
     elif item.kind == "metric":
         stage_metric(item.name, cache)  # the vendored copy: the hub's script needs network
     elif item.kind == "nltk":
-        import nltk
-        if not nltk.download(item.name, download_dir=str(cache / "nltk_data"), raise_on_error=True):
+        import nltk.downloader
+        # QS_NLTK_INDEX_URL: another download index (a mirror; the CI stand-in, quantstudy/standin.py).
+        # nltk reads file:// URLs only under its data roots: a mirror on disk becomes one.
+        index = os.environ.get("QS_NLTK_INDEX_URL")
+        if index and index.startswith("file://"):
+            from urllib.parse import unquote, urlsplit
+            nltk.data.path.append(str(Path(unquote(urlsplit(index).path)).parent))
+            nltk.data.path.append(str(cache / "nltk_data"))
+        downloader = nltk.downloader.Downloader(server_index_url=index) if index else nltk.downloader._downloader
+        if not downloader.download(item.name, download_dir=str(cache / "nltk_data"), raise_on_error=True):
             raise RuntimeError(f"nltk could not download {item.name}")
     elif item.kind == "prompts":
         import datasets
