@@ -66,8 +66,11 @@ def test_offline_evaluate_load_code_eval_computes_pass_at_1(tmp_path):
 
 
 LMEVAL = r"""
-import json, os, sys
-sys.path.insert(0, sys.argv[1])
+import json, os, runpy, sys
+# As the evaluate rule starts scripts/evaluate.py: its folder first on sys.path, then its
+# top-level code (which must keep lm-eval's `import evaluate` from importing the script).
+sys.path.insert(0, os.path.join(sys.argv[1], "scripts"))
+runpy.run_path(os.path.join(sys.argv[1], "scripts", "evaluate.py"), run_name="job")
 from quantstudy.runtime import offline_env
 offline_env({"HF_ALLOW_CODE_EVAL": "1"})  # as a job runs: the cache's env, hub variables offline
 from lm_eval.tasks.humaneval import utils  # evaluate.load("code_eval") runs here
@@ -78,8 +81,8 @@ print(json.dumps({"pass@1": ok, "offline": os.environ["HF_EVALUATE_OFFLINE"]}))
 
 @pytest.mark.skipif(not SERVE.exists(), reason="needs the serve env (lm-eval)")
 def test_lm_evals_humaneval_metric_loads_in_an_offline_job(tmp_path):
-    """The job's view: QS_OFFLINE_CACHE (what the workflow exports for `offline_cache`) and
-    nothing else; lm-eval's humaneval utils import and score."""
+    """The job's view: scripts/evaluate.py's sys.path, QS_OFFLINE_CACHE (what the workflow
+    exports for `offline_cache`) and nothing else; lm-eval's humaneval utils import and score."""
     stage_metric("code_eval", tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "QS_"))}
     env.update({"QS_OFFLINE_CACHE": str(tmp_path), "HF_ENDPOINT": "http://127.0.0.1:9"})
