@@ -70,3 +70,12 @@ def test_prepared_cache_folder_is_datasets_own_snake_case_name():
     assert _dataset_dirname("TAUR-Lab/MuSR") == "TAUR-Lab___mu_sr"
     assert _dataset_dirname("DigitalLearningGmbH/MATH-lighteval") == "DigitalLearningGmbH___math-lighteval"
     assert _dataset_dirname("allenai/ai2_arc") == "allenai___ai2_arc"
+
+
+def test_a_staged_camel_case_dataset_is_found(tmp_path):
+    from quantstudy.stage import Item, is_staged
+
+    item = Item("dataset", "TIGER-Lab/MMLU-Pro")
+    assert not is_staged(item, tmp_path)
+    (tmp_path / "hf/datasets/TIGER-Lab___mmlu-pro/default/0.0.0").mkdir(parents=True)  # where datasets writes it
+    assert is_staged(item, tmp_path)
