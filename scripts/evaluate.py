@@ -19,6 +19,11 @@ import sys
 import time
 from pathlib import Path
 
+# This file is named evaluate.py, and Python puts its folder first on sys.path: lm-eval's
+# `import evaluate` (HF evaluate; humaneval's utils load code_eval with it) imported this
+# script instead, and every HumanEval job failed with "has no function 'pass_at_k'".
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() != _HERE]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from quantstudy import atomic, step  # noqa: E402
 from quantstudy.lmeval import EVAL_FORMAT, extract_scores, flat_samples, sample_count, subtask_results  # noqa: E402

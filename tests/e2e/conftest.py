@@ -239,3 +239,14 @@ def wait_for(cond, timeout, what, poll=0.05):
             return
         time.sleep(poll)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+# Tables a test wants shown in the terminal summary, without -s: (title, lines).
+REPORTS: list[tuple[str, list[str]]] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    for title, lines in REPORTS:
+        terminalreporter.section(title)
+        for line in lines:
+            terminalreporter.write_line(line)

