@@ -15,7 +15,10 @@ missing and this command.
 Cache layout (the libraries' own, so they find it offline with no code of ours):
   DIR/hf/hub/models--ORG--NAME/snapshots/REV/...   huggingface_hub (HF_HOME=DIR/hf)
   DIR/hf/datasets/ORG___NAME/CONFIG/...            datasets' prepared cache
-  DIR/hf/modules/evaluate_modules/metrics/evaluate-metric--code_eval/
+  DIR/hf/modules/evaluate_modules/metrics/evaluate-metric--code_eval/HASH/code_eval.py
+                                                   evaluate's module cache (HF_MODULES_CACHE); a
+                                                   copy vendored in quantstudy/data/code_eval,
+                                                   so staging it needs no network
   DIR/nltk_data/tokenizers/punkt_tab/              NLTK_DATA
   DIR/prompts/SET.jsonl                            prompt sets, as {"id", "prompt"} lines
 
@@ -119,6 +122,53 @@ def is_staged(item: Item, cache: str | Path, config: dict | None = None) -> bool
     raise ValueError(f"unknown item kind {item.kind!r}")
 
 
+VENDORED_METRICS = Path(__file__).parent / "data"
+
+
+def _hash_python_lines(lines: list[str]) -> str:
+    """evaluate's module hash (evaluate.loading.files_to_hash, via datasets'
+    _hash_python_lines): sha256 of the scripts' lines with comments removed."""
+    import hashlib
+    import re
+
+    kept = [line for line in (re.sub(r"#.*", "", x) for x in lines) if line]
+    return hashlib.sha256("\n".join(kept).encode("utf-8")).hexdigest()
+
+
+def stage_metric(name: str, cache: str | Path) -> Path:
+    """Place the vendored copy of an HF evaluate metric where `evaluate.load(name)` finds it
+    offline: HF_MODULES_CACHE/evaluate_modules/metrics/evaluate-metric--NAME/HASH/NAME.py
+    (+ its local imports), the layout evaluate's HubEvaluationModuleFactory writes after a
+    download and CachedEvaluationModuleFactory reads when the hub is unreachable. Stdlib
+    only, no network. Returns the script's path."""
+    src = VENDORED_METRICS / name
+    script = src / f"{name}.py"
+    if not script.is_file():
+        raise FileNotFoundError(f"no vendored copy of metric {name!r} in {src}")
+    imports = sorted(p for p in src.glob("*.py") if p != script)
+    lines: list[str] = []
+    for f in [script, *imports]:  # evaluate hashes the script, then its local imports
+        lines += f.read_text(encoding="utf-8").splitlines(keepends=True)
+    root = hf_dir(cache) / "modules" / "evaluate_modules"
+    mod_dir = root / "metrics" / f"evaluate-metric--{name}"
+    final = mod_dir / _hash_python_lines(lines)
+    if (final / script.name).is_file():
+        return final / script.name
+    # Packages all the way down, as evaluate's init_dynamic_modules/_create_importable_file make them.
+    mod_dir.mkdir(parents=True, exist_ok=True)
+    for d in (hf_dir(cache) / "modules", root, root / "metrics", mod_dir):
+        (d / "__init__.py").touch()
+    tmp = mod_dir / f".{final.name}.tmp{os.getpid()}"
+    tmp.mkdir()
+    (tmp / "__init__.py").touch()
+    for f in [script, *imports]:
+        (tmp / f.name).write_bytes(f.read_bytes())
+    (tmp / f"{name}.json").write_text(json.dumps({"original file path": str(script),
+                                                  "local file path": str(final / script.name)}))
+    os.replace(tmp, final)  # atomic: a half-copied module is never picked as the latest
+    return final / script.name
+
+
 def missing_items(config: dict, cache: str | Path, task_dirs, workdir: str | Path = ".") -> list[Item]:
     return [i for i in required_items(config, task_dirs, workdir) if not is_staged(i, cache, config)]
 
@@ -165,8 +215,7 @@ def fetch(item: Item, cache: Path, config: dict) -> None:
         import datasets
         datasets.load_dataset(item.name, item.config)  # prepares datasets' cache, read offline later
     elif item.kind == "metric":
-        import evaluate
-        evaluate.load(item.name)
+        stage_metric(item.name, cache)  # the vendored copy: the hub's script needs network
     elif item.kind == "nltk":
         import nltk
         if not nltk.download(item.name, download_dir=str(cache / "nltk_data"), raise_on_error=True):
