@@ -19,6 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+# This script's folder leaves sys.path: else `import evaluate` (HF evaluate, which lm-eval's
+# humaneval utils load code_eval with) finds this file, and fails with "module 'evaluate'
+# has no attribute 'load'".
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from quantstudy import atomic, step  # noqa: E402
 from quantstudy.lmeval import EVAL_FORMAT, extract_scores, flat_samples, sample_count, subtask_results  # noqa: E402
