@@ -77,7 +77,8 @@ def requirements(spec: EnvSpec, cpu: bool) -> tuple[list[str], list[str]]:
 def stamp_for(spec: EnvSpec, cpu: bool) -> str:
     payload = json.dumps(
         {"env": spec.path.read_text(), "local": adaptations(spec.name, cpu), "python": sys.version_info[:2],
-         "no_deps": sorted(NO_DEPS)},
+         # only where it applies: an env without such a package keeps its stamp (no rebuild)
+         **({"no_deps": sorted(NO_DEPS)} if any(normalize(r.partition("==")[0]) in NO_DEPS for r in spec.pip) else {})},
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
