@@ -341,3 +341,23 @@ def gpu_type_resource(rule, key):
         return config["gpu_types"][gpu].get(key) if gpu else None
 
     return resource
+
+
+# GGUF models (rule prepare_model)
+def gguf_models():
+    return [m for m in MODELS if "gguf" in config["models"][m]]
+
+
+def gguf_input(w):
+    """The GGUF file as an input where it is found here (a package's file under conda is
+    looked up by the job itself)."""
+    spec = config["models"][w.model]["gguf"]
+    src = gguf_source_path(spec, quantize_site_dirs() or [], Path("."))
+    return [str(src)] if src else []
+
+
+def gguf_args(w):
+    spec = config["models"][w.model]["gguf"]
+    if "path" in spec:
+        return f"--gguf {shlex.quote(spec['path'])}"
+    return f"--package {shlex.quote(spec['package'])} --file {shlex.quote(spec['file'])}"

@@ -3,25 +3,6 @@
 # bf16 evaluates it, quantize starts from it. Nothing of it is in git.
 
 
-def gguf_models():
-    return [m for m in MODELS if "gguf" in config["models"][m]]
-
-
-def gguf_input(w):
-    """The GGUF file as an input where it is found here (a package's file under conda is
-    looked up by the job itself)."""
-    spec = config["models"][w.model]["gguf"]
-    src = gguf_source_path(spec, quantize_site_dirs() or [], Path("."))
-    return [str(src)] if src else []
-
-
-def gguf_args(w):
-    spec = config["models"][w.model]["gguf"]
-    if "path" in spec:
-        return f"--gguf {shlex.quote(spec['path'])}"
-    return f"--package {shlex.quote(spec['package'])} --file {shlex.quote(spec['file'])}"
-
-
 rule prepare_model:
     input:
         script="scripts/prepare_model.py",
