@@ -1,7 +1,7 @@
 # Two commands a newcomer needs (see README):
 #   make study   install every env, then run the whole study on config/config.yaml
 #   make test    install every env, then run the test suite (what CI runs)
-#   make study-smollm2   the real study: SmolLM2-135M-Instruct on config/smollm2.yaml (~30 min on 2 cores)
+#   make study-smollm2   the real study: SmolLM2-135M-Instruct on config/smollm2.yaml (README: its wall time)
 PYTHON ?= python3
 VENVS ?= .venv
 SNAKEMAKE = $(VENVS)/workflow/bin/snakemake
