@@ -1,18 +1,24 @@
 # Two commands a newcomer needs (see README):
 #   make study   install every env, then run the whole study on config/config.yaml
 #   make test    install every env, then run the test suite (what CI runs)
+#   make study-smollm2   the real study: SmolLM2-135M-Instruct on config/smollm2.yaml (README: its wall time)
 PYTHON ?= python3
 VENVS ?= .venv
 SNAKEMAKE = $(VENVS)/workflow/bin/snakemake
 PYTEST = $(VENVS)/workflow/bin/pytest
 
-.PHONY: envs study test unit lint dag bench clean
+.PHONY: envs study study-smollm2 test unit lint dag bench clean
 
 envs:
 	$(PYTHON) scripts/setup_envs.py
 
 study: envs
 	$(SNAKEMAKE)
+
+# Stages HumanEval's code_eval into the config's offline cache (no network), then runs it.
+study-smollm2: envs
+	$(VENVS)/serve/bin/python -m quantstudy.stage --configfile config/smollm2.yaml
+	$(SNAKEMAKE) --configfile config/smollm2.yaml
 
 test: envs
 	$(SNAKEMAKE) --lint

@@ -34,6 +34,7 @@ if not workflow.config_settings.configfiles:
 
 
 include: "rules/common.smk"
+include: "rules/prepare.smk"
 include: "rules/quantize.smk"
 include: "rules/evaluate.smk"
 include: "rules/generate.smk"

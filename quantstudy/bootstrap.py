@@ -20,6 +20,12 @@ and instance-level accuracy of the same prompts). A task metric is one component
 is the union of its tasks' components, each task its own stratum (stratified resampling),
 with the statistic the mean over tasks, matching quantstudy/summary.py's suite average.
 
+A lower-is-better metric (perplexity; direction from lm-eval's `higher_is_better`) has
+recovery = bf16 / scheme x 100, so a rise is a recovery below 100 like any loss. Perplexity
+is not a per-item mean: lm-eval's weighted_perplexity is exp(-sum loglikelihood / sum words)
+over items whose per-item value is the pair (loglikelihood, words); such a metric is one
+component of (-loglikelihood, words), transformed by exp (bits_per_byte: / ln 2).
+
 Flags: `drop_significant` when the whole interval lies below 100, `gain_significant`
 when it lies above 100; an interval containing 100 sets neither.
 """
@@ -80,6 +86,33 @@ def item_values(samples: list[dict], metric: str, subtask: str | None = None) ->
     return out
 
 
+# lm-eval aggregations of per-item (loglikelihood, count) pairs: the transform of the
+# weighted mean of -loglikelihood per count (lm_eval/api/metrics.py).
+WEIGHTED_AGGREGATIONS = {"weighted_perplexity": np.exp, "bits_per_byte": lambda m: m / math.log(2)}
+# lm-eval's default aggregation of loglikelihood_rolling's metrics, where the eval JSON records none.
+ROLLING_DEFAULTS = {"word_perplexity": "weighted_perplexity", "byte_perplexity": "weighted_perplexity",
+                    "bits_per_byte": "bits_per_byte"}
+
+
+def weighted_values(samples: list[dict], metric: str) -> Values:
+    """{(subtask, doc_id): (-loglikelihood, count)} of a weighted metric (per-item value a
+    (loglikelihood, count) pair, as lm-eval logs loglikelihood_rolling's metrics)."""
+    name, _, filt = metric.partition(",")
+    out: Values = {}
+    for row in samples:
+        if row.get("filter", filt) != filt:
+            continue
+        key = (row.get("subtask"), row.get("doc_id"))
+        v = row.get(name)
+        if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v) and v[1] > 0):
+            raise NotPerItemError(f"doc {key[1]!r}: per-item value of {name!r} is {v!r}, not a "
+                                  "(loglikelihood, count) pair")
+        if key in out:
+            raise ValueError(f"metric {metric!r}: doc {key[1]!r} (subtask {key[0]!r}) appears twice")
+        out[key] = (-float(v[0]), float(v[1]))
+    return out
+
+
 def _num_den(v, name, key) -> tuple[float, float]:
     if isinstance(v, (bool, int, float)) and math.isfinite(float(v)):
         return float(v), 1.0
@@ -103,24 +136,33 @@ class Component:
 
 @dataclass(frozen=True)
 class Statistic:
-    """A score computed from component means; `fn` maps {name: array of means} to an array."""
+    """A score computed from component means; `fn` maps {name: array of means} to an array.
+    higher_is_better False: recovery is bf16 / scheme (a rise is a loss)."""
     components: dict  # {name: Component}
     fn: Callable
+    higher_is_better: bool = True
 
 
-def metric_statistic(task: str, quantized: Values, baseline: Values, metric: str) -> Statistic:
-    """A task's plain per-item mean of one metric (items of all subtasks pooled)."""
+def metric_statistic(task: str, quantized: Values, baseline: Values, metric: str,
+                     higher_is_better: bool = True, transform: Callable | None = None) -> Statistic:
+    """A task's per-item mean of one metric (items of all subtasks pooled), or `transform` of
+    it (a weighted perplexity: exp of the mean of -loglikelihood per word)."""
     name = (task, metric)
-    return Statistic({name: Component((task,), quantized, baseline)}, lambda m: m[name])
+    fn = (lambda m: m[name]) if transform is None else (lambda m: transform(m[name]))
+    return Statistic({name: Component((task,), quantized, baseline)}, fn, higher_is_better)
 
 
 def suite_statistic(tasks: dict[str, Statistic]) -> Statistic:
-    """The mean over tasks of each task's statistic (tasks are separate strata)."""
+    """The mean over tasks of each task's statistic (tasks are separate strata); every task
+    must have the same direction (a mean of perplexity and accuracy means nothing)."""
+    directions = {t.higher_is_better for t in tasks.values()}
+    if len(directions) > 1:
+        raise ValueError(f"suite mixes higher- and lower-is-better metrics ({', '.join(sorted(tasks))})")
     components = {}
     for t in tasks.values():
         components.update(t.components)
     fns = [t.fn for _, t in sorted(tasks.items())]
-    return Statistic(components, lambda m: sum(f(m) for f in fns) / len(fns))
+    return Statistic(components, lambda m: sum(f(m) for f in fns) / len(fns), directions.pop())
 
 
 def _paired_arrays(components: dict) -> tuple[dict, dict, dict]:
@@ -143,7 +185,8 @@ def _paired_arrays(components: dict) -> tuple[dict, dict, dict]:
 
 def paired_bootstrap(stat: Statistic, *, n_resamples: int = DEFAULTS["n_resamples"],
                      confidence: float = DEFAULTS["confidence"], seed: int = DEFAULTS["seed"]) -> dict:
-    """Percentile interval of recovery = stat(scheme) / stat(bf16) x 100 over paired resamples.
+    """Percentile interval of recovery = stat(scheme) / stat(bf16) x 100 over paired resamples
+    (stat(bf16) / stat(scheme) x 100 for a lower-is-better statistic).
 
     Returns recovery_ci_low/high (None where undefined: no common items, or bf16's score 0
     on the paired items), drop_significant / gain_significant (None where no interval),
@@ -163,7 +206,9 @@ def paired_bootstrap(stat: Statistic, *, n_resamples: int = DEFAULTS["n_resample
     if any(len(k) == 0 for k in keys.values()):
         return out
     full = {name: tuple(np.array([a.sum()]) for a in arr) for name, arr in arrays.items()}
-    base_point = float(stat.fn({n: a[2] / a[3] for n, a in full.items()})[0])
+    # The denominator of recovery: bf16's score, or the scheme's for lower-is-better.
+    denom = (2, 3) if stat.higher_is_better else (0, 1)
+    base_point = float(stat.fn({n: a[denom[0]] / a[denom[1]] for n, a in full.items()})[0])
     if base_point == 0 or not math.isfinite(base_point):
         return out  # recovery undefined
     rng = np.random.default_rng(seed)
@@ -181,7 +226,7 @@ def paired_bootstrap(stat: Statistic, *, n_resamples: int = DEFAULTS["n_resample
     with np.errstate(divide="ignore", invalid="ignore"):
         q = stat.fn({name: s[0] / s[1] for name, s in sums.items()})
         b = stat.fn({name: s[2] / s[3] for name, s in sums.items()})
-        ratios = 100.0 * (q / b)  # q / b first: identical scores give exactly 100
+        ratios = 100.0 * ((q / b) if stat.higher_is_better else (b / q))  # identical scores give exactly 100
     # A resample whose bf16 score is 0 has no recovery; it is left out (rare: it needs
     # bf16 to score 0 on the resample while scoring > 0 on the items themselves).
     ratios = ratios[np.isfinite(ratios)]

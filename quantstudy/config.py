@@ -115,7 +115,51 @@ def _near(name: str, folder: Path) -> str:
     return f" (did you mean {', '.join(repr(f'{folder.name}/{c}') for c in close)}?)" if close else ""
 
 
-def _check_model_path(name: str, spec: dict, workdir: Path, hub_access: bool, notes: list) -> list[str]:
+def apply_gguf_paths(config: dict) -> list[str]:
+    """Give every model with a `gguf:` source its prepared checkpoint dir (models/<name>,
+    written by rule prepare_model) as `path`, which every other rule reads. Errors for a
+    model that names both (the rule writes one fixed place)."""
+    from quantstudy.gguf import PREPARED_DIR
+
+    errs = []
+    models = config.get("models")
+    for name, spec in (models.items() if isinstance(models, dict) else []):
+        if not isinstance(spec, dict) or "gguf" not in spec:
+            continue
+        want = PREPARED_DIR.format(model=name)
+        if spec.setdefault("path", want) != want:
+            errs.append(f"config key 'models.{name}.path': '{spec['path']}' given beside 'gguf'; rule "
+                        f"prepare_model writes a GGUF model's checkpoint to '{want}': remove the path")
+    return errs
+
+
+def _check_gguf(name: str, spec: dict, workdir: Path, site_dirs, notes: list) -> list[str]:
+    from quantstudy.gguf import GGUFError, describe, read_metadata, source_path
+
+    key = f"models.{name}.gguf"
+    src = spec["gguf"]
+    if site_dirs is None and "package" in src:
+        notes.append(f"{key}: the env that holds package '{src['package']}' is not built yet; its file is "
+                     "looked up by the prepare_model job")
+        return []
+    path = source_path(src, site_dirs or [], workdir)
+    if path is None:
+        where = ("" if "path" in src else
+                 f" (looked in {', '.join(map(str, site_dirs)) or 'no site-packages'}: is it in envs/quantize.yaml?)")
+        return [f"config key '{key}': GGUF file {describe(src)} not found{where}"]
+    try:
+        read_metadata(path)
+    except GGUFError as e:
+        return [f"config key '{key}': {e}"]
+    return []
+
+
+def _check_model_path(name: str, spec: dict, workdir: Path, hub_access: bool, notes: list,
+                      gguf_site_dirs=None) -> list[str]:
+    if "gguf" in spec:
+        errs = _check_gguf(name, spec, workdir, gguf_site_dirs, notes)
+        if errs or not (workdir / spec["path"]).is_dir():
+            return errs  # prepared by rule prepare_model; checked as a checkpoint once it exists
     path = spec["path"]
     local = workdir / path
     key = f"models.{name}.path"
@@ -336,14 +380,14 @@ def _length_errors(config: dict, model: str, model_cfg: dict | None) -> list[str
     return errs
 
 
-def semantic_errors(config: dict, workdir: Path, notes: list | None = None) -> list[str]:
+def semantic_errors(config: dict, workdir: Path, notes: list | None = None, gguf_site_dirs=None) -> list[str]:
     notes = [] if notes is None else notes
     errs: list[str] = []
     if BASELINE not in config["schemes"]:
         errs.append(f"config key 'schemes': {config['schemes']} lacks '{BASELINE}', the baseline of every "
                     "recovery figure")
     for name, spec in config["models"].items():
-        errs += _check_model_path(name, spec, workdir, bool(config.get("hub_access")), notes)
+        errs += _check_model_path(name, spec, workdir, bool(config.get("hub_access")), notes, gguf_site_dirs)
     errs += _calibration_errors(config, workdir)
     include = config["evaluation"]["task_include_path"]
     if include is not None:
@@ -356,7 +400,7 @@ def semantic_errors(config: dict, workdir: Path, notes: list | None = None) -> l
         if scheme != BASELINE and scheme not in config["recipes"]:
             errs.append(f"config key 'schemes': scheme '{scheme}' has no entry under 'recipes'")
     for model in config["models"]:
-        model_cfg = _read_model_config(config, model, workdir)
+        model_cfg = _read_model_config(config, model, workdir, gguf_site_dirs)
         for scheme in config["schemes"]:
             if scheme == BASELINE or scheme not in config["recipes"]:
                 continue
@@ -447,12 +491,23 @@ def _guideline_errors(config: dict) -> list[str]:
             for s in config.get("guideline", {}).get("suites", []) if s not in suites]
 
 
-def _read_model_config(config: dict, model: str, workdir: Path) -> dict | None:
-    p = workdir / config["models"][model]["path"] / "config.json"
+def _read_model_config(config: dict, model: str, workdir: Path, gguf_site_dirs=None) -> dict | None:
+    """config.json of the model; for a GGUF model not prepared yet, the sizes its header gives."""
+    spec = config["models"][model]
+    p = workdir / spec["path"] / "config.json"
     try:
         return json.loads(p.read_text())
     except (OSError, ValueError):
-        return None
+        pass
+    if "gguf" in spec:
+        from quantstudy.gguf import GGUFError, model_config, read_metadata, source_path
+
+        src = source_path(spec["gguf"], gguf_site_dirs or [], workdir)
+        try:
+            return model_config(read_metadata(src)) if src else None
+        except GGUFError:
+            return None
+    return None
 
 
 def _recipe_errors(config, model, scheme, recipe, model_cfg, notes) -> list[str]:
@@ -483,10 +538,16 @@ def _recipe_errors(config, model, scheme, recipe, model_cfg, notes) -> list[str]
                     notes.append(f"{key}.{part}.group_size: config.json of model '{model}' gives no hidden size or "
                                  f"head count (looked for {', '.join(SIZE_ALIASES['hidden_size'])}, also under "
                                  f"{', '.join(SUB_CONFIGS)}); whether {gs} divides its layers is not checked")
-                for layer, size in sizes.items():
-                    if size % gs:
-                        errs.append(f"config key '{key}.{part}.group_size': {gs} does not divide the input size "
-                                    f"{size} of {layer} in model '{model}'")
+                bad = [(layer, size) for layer, size in sizes.items() if size % gs]
+                if bad:
+                    from quantstudy.gguf import dividing_group_sizes
+
+                    fits = dividing_group_sizes(sizes.values())
+                    errs.append(f"config key '{key}.{part}.group_size': {gs} does not divide the input size "
+                                + ", ".join(f"{size} of {layer}" for layer, size in bad) + f" in model '{model}'; "
+                                + (f"group sizes that divide every quantized Linear's input: {fits}" if fits else
+                                   "no power-of-two group size from 16 divides them all")
+                                + f" (set it per model: models.{model}.recipe_overrides.{scheme}.{part}.group_size)")
     return errs
 
 
@@ -529,19 +590,21 @@ def task_errors(config: dict, workdir: Path, lm_eval_tasks_dir: str | Path | Non
 
 
 def validate_config(config: dict, schema: dict, workdir: str | Path = ".",
-                    lm_eval_tasks_dir: str | Path | None = None) -> None:
+                    lm_eval_tasks_dir: str | Path | None = None, gguf_site_dirs=None) -> None:
     """Raise ConfigError listing every problem; when the config can run, return the notes on
     what could not be checked (e.g. sizes config.json does not give).
 
     lm_eval_tasks_dir: lm-eval's bundled tasks folder, to check task names against; None
     where it cannot be located (e.g. before a conda env exists): only local tasks are checked.
+    gguf_site_dirs: site-packages where a `models.<m>.gguf: {package: ...}` file is looked up
+    (the quantize env's); None where that env is not known: such a source is not checked.
     """
     errs = schema_errors(config, schema)
     if not errs:
         errs = recipe_override_errors(config, schema)
     notes: list[str] = []
     if not errs:  # cross-field checks assume the structure is sound
-        errs = semantic_errors(config, Path(workdir), notes) + task_errors(config, Path(workdir), lm_eval_tasks_dir)
+        errs = semantic_errors(config, Path(workdir), notes, gguf_site_dirs) + task_errors(config, Path(workdir), lm_eval_tasks_dir)
     if errs:
         errs = list(dict.fromkeys(errs))  # a per-model check may repeat a message
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(errs))

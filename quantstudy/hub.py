@@ -16,7 +16,7 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 def hub_models(config: dict, workdir: str | Path = ".") -> dict[str, str]:
     """{model name: hub id} for every model whose path is not a local directory."""
     return {name: spec["path"] for name, spec in config["models"].items()
-            if not (Path(workdir) / spec["path"]).is_dir()}
+            if "gguf" not in spec and not (Path(workdir) / spec["path"]).is_dir()}
 
 
 def endpoint() -> tuple[str, int]:

@@ -45,8 +45,35 @@ def extract_scores(results: dict, lm_eval_task: str, metrics: list[str]) -> dict
         score = _number(task_res[m])
         if score is None:
             raise ValueError(f"task {lm_eval_task!r} metric {m!r} is not a finite number: {task_res[m]!r}")
-        out[m] = {"score": score, "stderr": _number(task_res.get(stderr_key(m)))}
+        out[m] = {"score": score, "stderr": _number(task_res.get(stderr_key(m))),
+                  "higher_is_better": higher_is_better(results, lm_eval_task, m)}
     return out
+
+
+def higher_is_better(results: dict, lm_eval_task: str, metric: str) -> bool | None:
+    """The metric's direction as lm-eval states it (results["higher_is_better"], from the
+    task's metric config, e.g. False for word_perplexity); None where lm-eval gives none or a
+    group's subtasks disagree."""
+    v = results.get("higher_is_better", {}).get(lm_eval_task, {}).get(metric.partition(",")[0])
+    return v if isinstance(v, bool) else None
+
+
+def metric_direction(e: dict, metric: str) -> bool:
+    """Whether higher is better for `metric` of an eval JSON: as recorded from lm-eval; an eval
+    JSON from before directions were recorded (or with none) counts as higher-is-better."""
+    v = e.get("metrics", {}).get(metric, {}).get("higher_is_better")
+    return v if isinstance(v, bool) else True
+
+
+def metric_aggregation(e: dict, metric: str) -> str | None:
+    """The aggregation lm-eval used for `metric` (task config metric_list), e.g.
+    'weighted_perplexity'; None where the eval JSON does not say (a built-in default)."""
+    name = metric.partition(",")[0]
+    cfg = (e.get("lm_eval") or {}).get("task_config") or {}
+    for m in cfg.get("metric_list") or []:
+        if isinstance(m, dict) and m.get("metric") == name and isinstance(m.get("aggregation"), str):
+            return m["aggregation"]
+    return None
 
 
 def sample_count(results: dict, lm_eval_task: str) -> int | None:

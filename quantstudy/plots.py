@@ -7,7 +7,8 @@ drawing functions (Agg backend); the data helpers, the Pareto front included, ar
 stdlib-only. Output is deterministic: no date in SVG metadata, a fixed SVG hash salt.
 
 Definitions used in every caption:
-- recovery (%) = quantized score / bf16 score x 100 (summary.csv `recovery_pct`); bars are
+- recovery (%) = quantized score / bf16 score x 100, bf16 / quantized for a lower-is-better
+  metric such as perplexity, marked ↓ (summary.csv `recovery_pct`); bars are
   the primary metric of each task and the suite rows; the interval is the paired-bootstrap
   95% interval (`recovery_ci_low`/`recovery_ci_high`) when summary.csv carries it.
 - accuracy of a scheme, in the trade-off figures = the mean over suites of its suite
@@ -134,8 +135,12 @@ def recovery_bars_data(summary: list[dict]) -> dict[str, dict]:
                 "recovery": rec, "low": lo if hi is not None else None, "high": hi if lo is not None else None,
                 "significant": truthy(r.get(SIGNIFICANT, "")),
             }
+        # Lower-is-better metrics (perplexity) are drawn as bf16 / score like summary.csv's
+        # recovery_pct, so every bar below 100 is a loss; the label says so.
+        lower = {(r["level"], r["task"]) for r in rows if str(r.get("higher_is_better", "")).lower() == "false"}
         out[model] = {"groups": groups, "schemes": schemes, "cells": cells,
                       "metrics": {(lvl, t): (prim.get((model, t)) if lvl == "task" else "suite mean")
+                                  + (" ↓ (bf16/score)" if (lvl, t) in lower else "")
                                   for lvl, t in groups}}
     return out
 

@@ -68,7 +68,7 @@ def required_items(config: dict, task_dirs, workdir: str | Path = ".") -> list[I
 
     items: list[Item] = []
     for name, spec in config["models"].items():
-        if not (Path(workdir) / spec["path"]).is_dir():
+        if "gguf" not in spec and not (Path(workdir) / spec["path"]).is_dir():  # a GGUF model is prepared here
             items.append(Item("model", spec["path"], why=f"models.{name}.path"))
     for name, spec in config.get("calibration_sets", {}).items():
         if "hub_dataset" in spec:

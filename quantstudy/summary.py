@@ -1,8 +1,12 @@
 """Summary tables: scores, standard errors and recovery relative to bf16.
 
-Recovery = quantized score / bf16 score x 100, per (model, task, metric). A suite's
-recovery is the ratio of the two suite averages (of each task's primary metric, the
-first listed in config), not the mean of per-task ratios (STUDY.md).
+Recovery = quantized score / bf16 score x 100, per (model, task, metric), for a metric
+where higher is better; for a lower-is-better one (perplexity) it is bf16 score / quantized
+score x 100, so that a loss is always a recovery below 100. The direction is lm-eval's own
+(`higher_is_better`, recorded per metric in the eval JSON from the task's metric config). A
+suite's recovery is the ratio of the two suite averages (of each task's primary metric, the
+first listed in config), not the mean of per-task ratios (STUDY.md); a suite whose primary
+metrics differ in direction has no suite row (its average would mean nothing).
 
 With per-item samples, every recovery of a quantized scheme also gets a paired-bootstrap
 confidence interval (quantstudy/bootstrap.py) and the flags drop_significant (the whole
@@ -16,24 +20,28 @@ from __future__ import annotations
 import csv
 import io
 import math
+import warnings
 from collections import defaultdict
 
 from quantstudy import bootstrap, leaderboard
 from quantstudy.config import BASELINE
+from quantstudy.lmeval import metric_aggregation, metric_direction
 from quantstudy.results import read_result
 from quantstudy.textsim import SIMILARITY_FORMAT
 
 SCHEME_ORDER = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]
 SIGNIFICANCE_FIELDS = ["recovery_ci_low", "recovery_ci_high", "drop_significant", "gain_significant", "n_paired"]
 FIELDS = ["model", "scheme", "level", "suite", "task", "metric", "score", "stderr", "n",
-          "bf16_score", "bf16_stderr", "recovery_pct"] + SIGNIFICANCE_FIELDS
+          "bf16_score", "bf16_stderr", "recovery_pct", "higher_is_better"] + SIGNIFICANCE_FIELDS
 
 
-def recovery_pct(score: float | None, base: float | None) -> float | None:
-    """score / base x 100; None where undefined (no baseline, or a baseline of 0)."""
-    if score is None or base is None or base == 0:
+def recovery_pct(score: float | None, base: float | None, higher_is_better: bool = True) -> float | None:
+    """score / base x 100 (base / score x 100 where lower is better: a rise in perplexity is a
+    recovery below 100); None where undefined (no baseline, or a zero denominator)."""
+    if score is None or base is None:
         return None
-    return score / base * 100.0
+    num, den = (score, base) if higher_is_better else (base, score)
+    return None if den == 0 else num / den * 100.0
 
 
 def mean_stderr(stderrs: list[float | None]) -> float | None:
@@ -83,12 +91,16 @@ def build_rows(evals: list[dict], normalize: dict[str, str] | None = None,
                 "model": e["model"], "scheme": e["scheme"], "level": "task", "suite": e["suite"],
                 "task": e["task"], "metric": metric, "score": v["score"], "stderr": v.get("stderr"),
                 "n": e.get("n_samples"), "bf16_score": b.get("score"), "bf16_stderr": b.get("stderr"),
-                "recovery_pct": recovery_pct(v["score"], b.get("score")),
+                "recovery_pct": recovery_pct(v["score"], b.get("score"), metric_direction(e, metric)),
+                "higher_is_better": metric_direction(e, metric),
             }
             if sig and e["scheme"] != BASELINE and base is not None:
                 row.update(sig.interval({e["task"]: metric}, e["model"], e["scheme"]))
             rows.append(row)
-    rows += suite_rows(ordered, by_key, sig)
+    mixed: list[str] = []
+    rows += suite_rows(ordered, by_key, sig, mixed)
+    for note in mixed:
+        warnings.warn(note)
     return rows
 
 
@@ -117,12 +129,32 @@ class Significance:
             self._values[key] = vals
         return self._values[key]
 
+    def _weighted_of(self, model, scheme, task, metric, expected, transform) -> dict:
+        """(-loglikelihood, count) per item, checked: transform(weighted mean) = lm-eval's score."""
+        rows = self.samples.get((model, scheme, task))
+        if not rows:
+            raise bootstrap.NotPerItemError(f"no per-item samples for {model}/{scheme}/{task}")
+        vals = bootstrap.weighted_values(rows, metric)
+        mean = bootstrap.mean_of(vals)
+        got = None if mean is None else float(transform(mean))
+        if got is None or not math.isclose(got, expected, rel_tol=1e-6, abs_tol=1e-9):
+            raise bootstrap.NotPerItemError(f"{model}/{scheme}/{task} {metric}: weighted per-item value {got} "
+                                            f"differs from the reported score {expected}")
+        return vals
+
     def task_statistic(self, model, scheme, task, metric) -> bootstrap.Statistic:
         e, b = self.by_key[(model, scheme, task)], self.by_key[(model, BASELINE, task)]
         if metric != leaderboard.NORMALIZED_METRIC:
+            higher = metric_direction(e, metric)
+            agg = metric_aggregation(e, metric) or bootstrap.ROLLING_DEFAULTS.get(metric.partition(",")[0])
+            if agg in bootstrap.WEIGHTED_AGGREGATIONS:  # perplexity: exp(-sum ll / sum words), not a mean
+                transform = bootstrap.WEIGHTED_AGGREGATIONS[agg]
+                q, r = (self._weighted_of(model, s, task, metric, x["metrics"][metric]["score"], transform)
+                        for s, x in ((scheme, e), (BASELINE, b)))
+                return bootstrap.metric_statistic(task, q, r, metric, higher, transform)
             q = self._values_of(model, scheme, task, metric, None, e["metrics"][metric]["score"])
             r = self._values_of(model, BASELINE, task, metric, None, b["metrics"][metric]["score"])
-            return bootstrap.metric_statistic(task, q, r, metric)
+            return bootstrap.metric_statistic(task, q, r, metric, higher)
         # The normalized score from items: each part's mean, rescaled, averaged over parts.
         lm_task = e["settings"]["lm_eval_task"]
         comps, rescales = {}, []
@@ -158,7 +190,10 @@ class Significance:
         return out
 
 
-def suite_rows(evals: list[dict], by_key: dict, sig: Significance | None = None) -> list[dict]:
+def suite_rows(evals: list[dict], by_key: dict, sig: Significance | None = None,
+               mixed: list[str] | None = None) -> list[dict]:
+    """Suite rows; `mixed` collects a note for every suite skipped for mixing directions."""
+    mixed = [] if mixed is None else mixed
     groups = defaultdict(list)
     for e in evals:
         groups[(e["model"], e["scheme"], e["suite"])].append(e)
@@ -170,6 +205,14 @@ def suite_rows(evals: list[dict], by_key: dict, sig: Significance | None = None)
         if not pairs:
             continue
         prim = [next(iter(e["metrics"].items())) for e, _ in pairs]
+        directions = {metric_direction(e, m) for (e, _), (m, _) in zip(pairs, prim)}
+        if len(directions) > 1:
+            # No average of a perplexity with an accuracy; the summary log names the suite.
+            mixed.append(f"{model}/{scheme}: suite {suite!r} mixes higher- and lower-is-better primary metrics "
+                         f"({', '.join(e['task'] + ':' + m for (e, _), (m, _) in zip(pairs, prim))}): no suite row; "
+                         "put them in separate suites")
+            continue
+        higher = directions.pop()
         base = [b["metrics"][m] for (e, b), (m, _) in zip(pairs, prim)]
         score = sum(v["score"] for _, v in prim) / len(prim)
         base_score = sum(v["score"] for v in base) / len(base)
@@ -179,7 +222,7 @@ def suite_rows(evals: list[dict], by_key: dict, sig: Significance | None = None)
             "score": score, "stderr": mean_stderr([v.get("stderr") for _, v in prim]),
             "n": sum(e.get("n_samples") or 0 for e, _ in pairs),
             "bf16_score": base_score, "bf16_stderr": mean_stderr([v.get("stderr") for v in base]),
-            "recovery_pct": recovery_pct(score, base_score),
+            "recovery_pct": recovery_pct(score, base_score, higher), "higher_is_better": higher,
         }
         if sig and scheme != BASELINE:
             row.update(sig.interval({e["task"]: m for (e, _), (m, _) in zip(pairs, prim)}, model, scheme))
@@ -210,7 +253,8 @@ def to_markdown(rows: list[dict], significance: dict | None = None, normalized_t
     """significance: the bootstrap settings used (None: rows have no intervals);
     normalized_tasks: tasks whose primary metric is the leaderboard-v2 normalized score."""
     out = ["# quantstudy summary", "",
-           "Score ± standard error per scheme; recovery = score / bf16 score × 100. "
+           "Score ± standard error per scheme; recovery = score / bf16 score × 100 (bf16 score / score × 100 "
+           "for a metric marked ↓, where lower is better, e.g. perplexity: a loss is always below 100%). "
            "Suite rows average each task's primary metric; their recovery is the ratio of the averages.", ""]
     if significance is not None:
         st = {**bootstrap.DEFAULTS, **significance}
@@ -248,6 +292,8 @@ def to_markdown(rows: list[dict], significance: dict | None = None, normalized_t
                 row.append(cell)
             label = f"**{task}** (suite)" if level == "suite" else task
             shown_metric = "mean of primary metrics" if level == "suite" else f"`{metric}`"
+            if any(r.get("higher_is_better") is False for r in mrows if (r["level"], r["task"], r["metric"]) == (level, task, metric)):
+                shown_metric += " ↓"
             out.append(f"| {label} | {shown_metric} | " + " | ".join(row) + " |")
         out.append("")
     if sim_rows:

@@ -17,6 +17,7 @@ from quantstudy import paths
 from quantstudy.config import (
     BASELINE,
     ConfigError,
+    apply_gguf_paths,
     effective_recipe,
     model_gpu_types,
     model_perf_schemes,
@@ -25,6 +26,7 @@ from quantstudy.config import (
     validate_config,
 )
 from quantstudy.configload import coerce_overrides, config_file_errors, workdir_note
+from quantstudy.gguf import PREPARED_DIR as GGUF_PREPARED_DIR, source_path as gguf_source_path
 from quantstudy.hub import hub_models, preflight as hub_preflight
 from quantstudy.stage import missing_items as stage_missing, missing_message as stage_message, prompt_set_path
 from quantstudy.resources import job_resources, model_gpus, route, tensor_parallel_size
@@ -55,6 +57,12 @@ for _env in ("quantize", "serve", "analysis"):
     os.environ[f"QS_PYTHON_{_env.upper()}"] = env_python(_env)
 
 
+def quantize_site_dirs():
+    """site-packages of the local quantize env, where a `models.<m>.gguf: {package: ...}` file
+    lies (None under conda: the prepare_model job looks it up)."""
+    return None if USE_CONDA else sorted(VENVS.glob("quantize/lib/python*/site-packages"))
+
+
 def lm_eval_tasks_dir():
     """lm-eval's bundled task YAMLs in the local serve env (None under conda)."""
     if USE_CONDA:
@@ -76,8 +84,11 @@ def _config_problems():
     # --config values arrive as strings; give them the schema's type where unambiguous.
     coerce_overrides(config, workflow.config_settings.config, _SCHEMA)
     notes = []
+    # A GGUF model's path is its prepared checkpoint (rule prepare_model), for every rule.
+    errs += apply_gguf_paths(config)
     try:
-        notes = validate_config(config, _SCHEMA, workdir=".", lm_eval_tasks_dir=lm_eval_tasks_dir())
+        notes = validate_config(config, _SCHEMA, workdir=".", lm_eval_tasks_dir=lm_eval_tasks_dir(),
+                                gguf_site_dirs=quantize_site_dirs())
     except ConfigError as e:
         errs.append(str(e).removeprefix("invalid config:\n  - ").replace("\n  - ", "\n"))
     else:
@@ -330,3 +341,23 @@ def gpu_type_resource(rule, key):
         return config["gpu_types"][gpu].get(key) if gpu else None
 
     return resource
+
+
+# GGUF models (rule prepare_model)
+def gguf_models():
+    return [m for m in MODELS if "gguf" in config["models"][m]]
+
+
+def gguf_input(w):
+    """The GGUF file as an input where it is found here (a package's file under conda is
+    looked up by the job itself)."""
+    spec = config["models"][w.model]["gguf"]
+    src = gguf_source_path(spec, quantize_site_dirs() or [], Path("."))
+    return [str(src)] if src else []
+
+
+def gguf_args(w):
+    spec = config["models"][w.model]["gguf"]
+    if "path" in spec:
+        return f"--gguf {shlex.quote(spec['path'])}"
+    return f"--package {shlex.quote(spec['package'])} --file {shlex.quote(spec['file'])}"

