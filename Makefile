@@ -5,12 +5,14 @@
 PYTHON ?= python3
 VENVS ?= .venv
 SNAKEMAKE = $(VENVS)/workflow/bin/snakemake
+RUFF = $(VENVS)/workflow/bin/ruff
+SNAKEFMT = $(VENVS)/workflow/bin/snakefmt
 PYTEST = $(VENVS)/workflow/bin/pytest
 
 .PHONY: envs study study-smollm2 test unit lint dag bench clean
 
 envs:
-	$(PYTHON) scripts/setup_envs.py
+	$(PYTHON) -m tools.setup_envs
 
 study: envs
 	$(SNAKEMAKE)
@@ -20,15 +22,18 @@ study-smollm2: envs
 	$(VENVS)/serve/bin/python -m quantstudy.stage --configfile config/smollm2.yaml
 	$(SNAKEMAKE) --configfile config/smollm2.yaml
 
-test: envs
-	$(SNAKEMAKE) --lint
+test: envs lint
 	@# pytest exits 5 when it collects no test: not a failure of the code under test
 	$(PYTEST) tests --durations=20; rc=$$?; if [ $$rc -eq 5 ]; then echo 'pytest collected no tests'; rc=0; fi; exit $$rc
 
 unit: envs
 	$(PYTEST) tests/unit
 
+# ruff (lint + format) and snakefmt as configured in pyproject.toml, then Snakemake's own lint.
 lint: envs
+	$(RUFF) check .
+	$(RUFF) format --check .
+	$(SNAKEFMT) --check .
 	$(SNAKEMAKE) --lint
 
 dag: envs
@@ -37,7 +42,7 @@ dag: envs
 	$(SNAKEMAKE) --dag | dot -Tsvg > docs/dag.svg
 
 bench: envs
-	$(VENVS)/workflow/bin/python bench/study_time.py
+	$(VENVS)/workflow/bin/python -m bench.study_time
 
 clean:
 	rm -rf results .snakemake

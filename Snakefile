@@ -18,11 +18,8 @@ report: "report/workflow.rst"
 if not workflow.config_settings.configfiles:
     # Read it first ourselves: Snakemake's reader names neither file nor line of a YAML
     # error, and keeps the last of two equal keys without a word.
-    import sys
-
-    sys.path.insert(0, workflow.basedir)
-    from quantstudy.configload import read_config_file, workdir_note
-    from quantstudy.config import ConfigError
+    from quantstudy.core.configload import read_config_file, workdir_note
+    from quantstudy.core.config import ConfigError
     from snakemake.exceptions import WorkflowError
 
     try:

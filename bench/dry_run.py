@@ -5,12 +5,11 @@ A researcher's first step on a cluster is a dry run; it must be fast and plan ev
 Runs `snakemake -n --profile slurm --configfile config/paper.yaml` (no SLURM needed for a
 dry run) a few times and prints the job counts per rule and the wall time of each run:
 
-    .venv/workflow/bin/python bench/dry_run.py [--repeats 3] [--configfile config/paper.yaml]
+    .venv/workflow/bin/python -m bench.dry_run [--repeats 3] [--configfile config/paper.yaml]
 """
 
 from __future__ import annotations
 
-import argparse
 import re
 import statistics
 import subprocess
@@ -18,11 +17,13 @@ import sys
 import time
 from pathlib import Path
 
+from quantstudy.core import cli
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser(__doc__)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--configfile", default="config/paper.yaml")
     args = ap.parse_args(argv)
@@ -41,10 +42,12 @@ def main(argv=None) -> int:
     print("| rule | jobs |\n|---|---|")
     for rule, n in stats.items():
         print(f"| {rule} | {n} |")
-    print(f"\nwall per dry run: median {statistics.median(walls):.2f} s "
-          f"(min {min(walls):.2f}, max {max(walls):.2f}, {len(walls)} runs)")
+    print(
+        f"\nwall per dry run: median {statistics.median(walls):.2f} s "
+        f"(min {min(walls):.2f}, max {max(walls):.2f}, {len(walls)} runs)"
+    )
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.main(main)

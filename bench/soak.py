@@ -4,22 +4,21 @@ count what failed and why. A workflow whose first command fails one time in two 
 users; this is how that is measured (issue: "fresh machine, every time").
 
     # engine steps N times in a row, through Snakemake, in a throwaway copy of the workflow
-    .venv/workflow/bin/python bench/soak.py steps --n 10
+    .venv/workflow/bin/python -m bench.soak steps --n 10
     # K full default studies, each on a fresh `git clone` of this repository (HEAD), with
     # `make study`; --venvs DIR shares one env build between them (else each builds its own)
-    .venv/workflow/bin/python bench/soak.py studies --k 3 --venvs /tmp/qs-venvs
+    .venv/workflow/bin/python -m bench.soak studies --k 3 --venvs /tmp/qs-venvs
     # what a finished study did: jobs, failures and why, absorbed teardown aborts, times
-    .venv/workflow/bin/python bench/soak.py report path/to/workflow-dir
+    .venv/workflow/bin/python -m bench.soak report path/to/workflow-dir
 
 Every engine job's log is read for the failure signatures seen on this machine kind
 (SIGABRT in teardown, "terminate called without an active exception") and for the step
-supervisor's own lines (quantstudy/step.py): an abnormal worker exit absorbed after a
+supervisor's own lines (quantstudy/core/step.py): an abnormal worker exit absorbed after a
 complete commit, and processes it had to stop.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import re
@@ -30,9 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from quantstudy.core import cli
+from tests.workspace import copy_workflow
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from quantstudy.workspace import copy_workflow  # noqa: E402
 
 ENGINE_RULES = ("quantize", "evaluate", "generate", "perf")
 SIGNATURES = {
@@ -59,8 +59,9 @@ def snakemake(workdir: Path, *args: str, timeout: float = 3600) -> tuple[int, fl
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
     t = time.time()
     env = {**os.environ, "QUANTSTUDY_VENVS": os.environ.get("QUANTSTUDY_VENVS", str(ROOT / ".venv"))}
-    p = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout,
-                       start_new_session=True)
+    p = subprocess.run(
+        cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout, start_new_session=True
+    )
     return p.returncode, time.time() - t, p.stdout + p.stderr
 
 
@@ -70,8 +71,10 @@ def ci_sized_perf(workdir: Path, use_cases: int, requests: int, sync_requests: i
     path = workdir / "config/config.yaml"
     cfg = yaml.safe_load(path.read_text())
     perf = cfg["performance"]
-    perf["use_cases"] = {k: {**v, "requests": requests, "sync_requests": sync_requests}
-                         for k, v in list(perf["use_cases"].items())[:use_cases]}
+    perf["use_cases"] = {
+        k: {**v, "requests": requests, "sync_requests": sync_requests}
+        for k, v in list(perf["use_cases"].items())[:use_cases]
+    }
     perf["repeats"] = repeats
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
@@ -91,18 +94,31 @@ def soak_steps(n: int, workdir: Path | None, args) -> int:
     for i in range(n):
         rule, target = STEP_TARGETS[i % len(STEP_TARGETS)]
         rc, secs, out = snakemake(workdir, "--force", target)  # reruns this one job only
-        logs = "".join(p.read_text(errors="replace") for p in (workdir / "results/logs" / rule).rglob("*.log")
-                       if p.stat().st_mtime >= time.time() - secs - 1)
+        logs = "".join(
+            p.read_text(errors="replace")
+            for p in (workdir / "results/logs" / rule).rglob("*.log")
+            if p.stat().st_mtime >= time.time() - secs - 1
+        )
         findings = log_findings(logs + out)
-        rows.append({"run": i + 1, "rule": rule, "target": target, "exit": rc, "seconds": round(secs, 1),
-                     "findings": ",".join(findings)})
+        rows.append(
+            {
+                "run": i + 1,
+                "rule": rule,
+                "target": target,
+                "exit": rc,
+                "seconds": round(secs, 1),
+                "findings": ",".join(findings),
+            }
+        )
         print(f"{i + 1:3d} {rule:9s} {target:55s} exit {rc} {secs:6.1f} s {' '.join(findings)}", flush=True)
         if rc != 0:
             print("    " + out[-2000:].replace("\n", "\n    "), flush=True)
     failed = [r for r in rows if r["exit"] != 0]
-    print(f"\n{len(rows)} engine-step runs, {len(failed)} failed; "
-          f"absorbed teardown aborts: {sum('absorbed' in r['findings'] for r in rows)}; "
-          f"runs that left processes: {sum('leftover-processes' in r['findings'] for r in rows)}")
+    print(
+        f"\n{len(rows)} engine-step runs, {len(failed)} failed; "
+        f"absorbed teardown aborts: {sum('absorbed' in r['findings'] for r in rows)}; "
+        f"runs that left processes: {sum('leftover-processes' in r['findings'] for r in rows)}"
+    )
     for rule in ENGINE_RULES:
         rs = [r["seconds"] for r in rows if r["rule"] == rule]
         if rs:
@@ -122,8 +138,9 @@ def report(workdir: Path) -> dict:
             rec = next(csv.DictReader(f, delimiter="\t"), {})
         log = workdir / "results/logs" / rel.with_suffix(".log")
         text = log.read_text(errors="replace") if log.exists() else ""
-        jobs.append({"rule": rule, "job": str(rel), "seconds": float(rec.get("s") or "nan"),
-                     "findings": log_findings(text)})
+        jobs.append(
+            {"rule": rule, "job": str(rel), "seconds": float(rec.get("s") or "nan"), "findings": log_findings(text)}
+        )
     runs = sorted((workdir / ".snakemake/log").glob("*.snakemake.log"))
     errors = []
     for r in runs:
@@ -139,8 +156,10 @@ def print_report(workdir: Path, wall: float | None = None, rc: int | None = None
         head += f", exit {rc}, wall {wall / 60:.1f} min"
     print(head)
     print(f"  failed jobs: {len(rep['errors'])} {rep['errors'] or ''}")
-    print(f"  absorbed teardown aborts: {sum('absorbed' in j['findings'] for j in engine)}; "
-          f"jobs that left processes: {sum('leftover-processes' in j['findings'] for j in engine)}")
+    print(
+        f"  absorbed teardown aborts: {sum('absorbed' in j['findings'] for j in engine)}; "
+        f"jobs that left processes: {sum('leftover-processes' in j['findings'] for j in engine)}"
+    )
     for rule in dict.fromkeys(j["rule"] for j in rep["jobs"]):
         s = [j["seconds"] for j in rep["jobs"] if j["rule"] == rule]
         print(f"  {rule:14s} {len(s):3d} jobs, total {sum(s):7.1f} s, max {max(s):6.1f} s")
@@ -171,7 +190,7 @@ def soak_studies(k: int, venvs: Path | None, keep: bool) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser(__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("steps", help="engine steps N times in a row")
     s.add_argument("--n", type=int, default=30)
@@ -196,4 +215,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.main(main)

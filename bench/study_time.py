@@ -4,13 +4,12 @@
 Runs the study from scratch in a throwaway copy of the workflow (the repository's
 results/ are left alone) and reads Snakemake's `benchmark:` TSVs:
 
-    .venv/workflow/bin/python bench/study_time.py            # fresh run, then report
-    .venv/workflow/bin/python bench/study_time.py --results results   # report an existing run
+    .venv/workflow/bin/python -m bench.study_time            # fresh run, then report
+    .venv/workflow/bin/python -m bench.study_time --results results   # report an existing run
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import subprocess
@@ -20,9 +19,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from quantstudy.core import cli
+from tests.workspace import copy_workflow
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from quantstudy.workspace import copy_workflow  # noqa: E402
 
 
 def read_benchmarks(results: Path) -> list[dict]:
@@ -31,9 +31,14 @@ def read_benchmarks(results: Path) -> list[dict]:
         rel = tsv.relative_to(results / "benchmarks")
         with open(tsv) as f:
             for rec in csv.DictReader(f, delimiter="\t"):
-                rows.append({"rule": rel.parts[0] if len(rel.parts) > 1 else rel.stem,
-                             "job": str(rel.with_suffix("")), "s": float(rec["s"]),
-                             "max_rss_mb": float(rec["max_rss"]) if rec["max_rss"] not in ("", "NA", "-") else None})
+                rows.append(
+                    {
+                        "rule": rel.parts[0] if len(rel.parts) > 1 else rel.stem,
+                        "job": str(rel.with_suffix("")),
+                        "s": float(rec["s"]),
+                        "max_rss_mb": float(rec["max_rss"]) if rec["max_rss"] not in ("", "NA", "-") else None,
+                    }
+                )
     return rows
 
 
@@ -58,7 +63,7 @@ def report(rows: list[dict], wall: float | None) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser(__doc__)
     ap.add_argument("--results", type=Path, help="report an existing results/ folder instead of running")
     ap.add_argument("--cores", default="2")
     ap.add_argument("--keep", action="store_true", help="keep the throwaway copy")
@@ -70,12 +75,14 @@ def main(argv=None) -> int:
     copy_workflow(work)
     env = {**os.environ, "QUANTSTUDY_VENVS": os.environ.get("QUANTSTUDY_VENVS", str(ROOT / ".venv"))}
     started = time.time()
-    subprocess.run([sys.executable, "-m", "snakemake", "--cores", args.cores, "--quiet", "all"],
-                   cwd=work, env=env, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", args.cores, "--quiet", "all"], cwd=work, env=env, check=True
+    )
     wall = time.time() - started
     print(report(read_benchmarks(work / "results"), wall))
     if not args.keep:
         import shutil
+
         shutil.rmtree(work, ignore_errors=True)
     else:
         print(f"kept: {work}")
@@ -83,4 +90,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.main(main)

@@ -27,12 +27,13 @@ Stdlib only at import: the Snakefile calls `required_items`/`missing_items` at s
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from quantstudy.core import cli
 
 NLTK_PACKAGES = ("punkt_tab",)
 # Tasks whose metrics read nltk data at run time (lm-eval's ifeval utils download it otherwise).
@@ -41,10 +42,10 @@ _NLTK_TASK_PREFIXES = ("ifeval", "leaderboard_ifeval")
 
 @dataclass(frozen=True)
 class Item:
-    kind: str          # model | dataset | metric | nltk | prompts
-    name: str          # hub id, metric or package name, or prompt set name
-    config: str | None = None   # a dataset's config (dataset_name)
-    why: str = ""      # who needs it, for the message
+    kind: str  # model | dataset | metric | nltk | prompts
+    name: str  # hub id, metric or package name, or prompt set name
+    config: str | None = None  # a dataset's config (dataset_name)
+    why: str = ""  # who needs it, for the message
 
     def label(self) -> str:
         return f"{self.kind} {self.name}" + (f" [{self.config}]" if self.config else "")
@@ -64,7 +65,7 @@ def prompt_set_path(config: dict, name: str) -> str:
 
 def required_items(config: dict, task_dirs, workdir: str | Path = ".") -> list[Item]:
     """Everything the grid reads from a hub, in a stable order."""
-    from quantstudy.taskindex import TaskIndex
+    from quantstudy.evaluate.taskindex import TaskIndex
 
     items: list[Item] = []
     for name, spec in config["models"].items():
@@ -170,8 +171,9 @@ def stage_metric(name: str, cache: str | Path) -> Path:
     (tmp / "__init__.py").touch()
     for f in [script, *imports]:
         (tmp / f.name).write_bytes(f.read_bytes())
-    (tmp / f"{name}.json").write_text(json.dumps({"original file path": str(script),
-                                                  "local file path": str(final / script.name)}))
+    (tmp / f"{name}.json").write_text(
+        json.dumps({"original file path": str(script), "local file path": str(final / script.name)})
+    )
     os.replace(tmp, final)  # atomic: a half-copied module is never picked as the latest
     return final / script.name
 
@@ -198,6 +200,7 @@ def missing_message(missing: list[Item], cache, configfiles) -> str:
 
 # ---- fetching (a host with network; serve env) ------------------------------------------
 
+
 def _env_for(cache: Path) -> None:
     os.environ["HF_HOME"] = str(hf_dir(cache))
     os.environ["HF_DATASETS_CACHE"] = str(hf_dir(cache) / "datasets")
@@ -216,20 +219,27 @@ def fetch(item: Item, cache: Path, config: dict) -> None:
     """Fetch one item into the cache the way the library that reads it caches it."""
     if item.kind == "model":
         from huggingface_hub import snapshot_download
-        snapshot_download(item.name, cache_dir=str(hf_dir(cache) / "hub"),
-                          allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"])
+
+        snapshot_download(
+            item.name,
+            cache_dir=str(hf_dir(cache) / "hub"),
+            allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"],
+        )
     elif item.kind == "dataset":
         import datasets
+
         datasets.load_dataset(item.name, item.config)  # prepares datasets' cache, read offline later
     elif item.kind == "metric":
         stage_metric(item.name, cache)  # the vendored copy: the hub's script needs network
     elif item.kind == "nltk":
         import nltk.downloader
-        # QS_NLTK_INDEX_URL: another download index (a mirror; the CI stand-in, quantstudy/standin.py).
+
+        # QS_NLTK_INDEX_URL: another download index (a mirror; the CI stand-in, tests/standin.py).
         # nltk reads file:// URLs only under its data roots: a mirror on disk becomes one.
         index = os.environ.get("QS_NLTK_INDEX_URL")
         if index and index.startswith("file://"):
             from urllib.parse import unquote, urlsplit
+
             nltk.data.path.append(str(Path(unquote(urlsplit(index).path)).parent))
             nltk.data.path.append(str(cache / "nltk_data"))
         downloader = nltk.downloader.Downloader(server_index_url=index) if index else nltk.downloader._downloader
@@ -237,6 +247,7 @@ def fetch(item: Item, cache: Path, config: dict) -> None:
             raise RuntimeError(f"nltk could not download {item.name}")
     elif item.kind == "prompts":
         import datasets
+
         spec = config["prompt_sets"][item.name]
         ds = datasets.load_dataset(spec["hub_dataset"], split=spec.get("split", "train"))
         out = Path(prompt_set_path(config, item.name))
@@ -244,8 +255,15 @@ def fetch(item: Item, cache: Path, config: dict) -> None:
         tmp = out.with_suffix(".tmp")
         with open(tmp, "w") as f:
             for row in ds:
-                f.write(json.dumps({"id": str(_get(row, spec.get("id_field", "id"))),
-                                    "prompt": _get(row, spec.get("prompt_field", "prompt"))}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "id": str(_get(row, spec.get("id_field", "id"))),
+                            "prompt": _get(row, spec.get("prompt_field", "prompt")),
+                        }
+                    )
+                    + "\n"
+                )
         os.replace(tmp, out)
     else:
         raise ValueError(f"unknown item kind {item.kind!r}")
@@ -260,7 +278,7 @@ def stage(config: dict, cache: str | Path, task_dirs, workdir: str | Path = ".")
         print(f"staging {item.label()} (for {item.why})", flush=True)
         try:
             fetch(item, cache, config)
-        except Exception as e:  # noqa: BLE001 - report every item, then fail
+        except Exception as e:
             failures.append(f"{item.label()}: {type(e).__name__}: {e}")
             continue
         if not is_staged(item, cache, config):
@@ -271,7 +289,8 @@ def stage(config: dict, cache: str | Path, task_dirs, workdir: str | Path = ".")
 def _load_config(files) -> dict:
     import yaml
 
-    from quantstudy.config import deep_merge
+    from quantstudy.core.config import deep_merge
+
     config: dict = {}
     for f in files:
         config = deep_merge(config, yaml.safe_load(Path(f).read_text()) or {})
@@ -279,7 +298,7 @@ def _load_config(files) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser(__doc__)
     ap.add_argument("--configfile", action="append", required=True, help="config file(s), merged in order")
     ap.add_argument("--cache", help="the offline cache (default: the config's offline_cache)")
     ap.add_argument("--check", action="store_true", help="only list what is missing (no network)")
@@ -305,4 +324,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.main(main)

@@ -11,10 +11,8 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-sys.path.insert(0, workflow.basedir)
-
-from quantstudy import paths
-from quantstudy.config import (
+from quantstudy.core import paths
+from quantstudy.core.config import (
     BASELINE,
     ConfigError,
     apply_gguf_paths,
@@ -25,13 +23,12 @@ from quantstudy.config import (
     significance_settings as _significance,
     validate_config,
 )
-from quantstudy.configload import coerce_overrides, config_file_errors, workdir_note
-from quantstudy.gguf import PREPARED_DIR as GGUF_PREPARED_DIR, source_path as gguf_source_path
-from quantstudy.hub import hub_models, preflight as hub_preflight
+from quantstudy.core.configload import coerce_overrides, config_file_errors, workdir_note
+from quantstudy.prepare.gguf import PREPARED_DIR as GGUF_PREPARED_DIR, source_path as gguf_source_path
+from quantstudy.core.hub import hub_models, preflight as hub_preflight
 from quantstudy.stage import missing_items as stage_missing, missing_message as stage_message, prompt_set_path
-from quantstudy.resources import job_resources, model_gpus, route, tensor_parallel_size
-from quantstudy.textsim import config_errors as textsim_config_errors
-
+from quantstudy.core.resources import job_resources, model_gpus, route, tensor_parallel_size
+from quantstudy.similarity.textsim import config_errors as textsim_config_errors
 
 USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 VENVS = Path(os.environ.get("QUANTSTUDY_VENVS", Path(workflow.basedir) / ".venv"))
@@ -39,7 +36,7 @@ VENVS = Path(os.environ.get("QUANTSTUDY_VENVS", Path(workflow.basedir) / ".venv"
 
 def env_python(env):
     """Interpreter of a rule's env: the activated conda env under --sdm conda, else the
-    local venv built from the same envs/<env>.yaml by scripts/setup_envs.py."""
+    local venv built from the same envs/<env>.yaml by tools/setup_envs.py."""
     return "python" if USE_CONDA else str(VENVS / env / "bin" / "python")
 
 
@@ -50,6 +47,9 @@ def missing_envs():
         return []
     return [env for env in ("quantize", "serve", "analysis") if not Path(env_python(env)).exists()]
 
+
+# envs/*.post-deploy.sh installs quantstudy from here into each conda env.
+os.environ.update(QUANTSTUDY_ROOT=workflow.basedir)
 
 # Exported, not params: moving the checkout or switching to conda must not look like a
 # parameter change. Every job (local or a cluster jobstep) re-parses this file.
@@ -87,8 +87,9 @@ def _config_problems():
     # A GGUF model's path is its prepared checkpoint (rule prepare_model), for every rule.
     errs += apply_gguf_paths(config)
     try:
-        notes = validate_config(config, _SCHEMA, workdir=".", lm_eval_tasks_dir=lm_eval_tasks_dir(),
-                                gguf_site_dirs=quantize_site_dirs())
+        notes = validate_config(
+            config, _SCHEMA, workdir=".", lm_eval_tasks_dir=lm_eval_tasks_dir(), gguf_site_dirs=quantize_site_dirs()
+        )
     except ConfigError as e:
         errs.append(str(e).removeprefix("invalid config:\n  - ").replace("\n  - ", "\n"))
     else:
@@ -140,8 +141,9 @@ onstart:
     # Real runs only (not dry runs): what jobs need on this host is checked before any job.
     if missing_envs():
         raise WorkflowError(
-            "local envs missing: " + ", ".join(f"'{e}' ({env_python(e)})" for e in missing_envs())
-            + f"; build them with `python3 scripts/setup_envs.py {' '.join(missing_envs())}` "
+            "local envs missing: "
+            + ", ".join(f"'{e}' ({env_python(e)})" for e in missing_envs())
+            + f"; build them with `python3 -m tools.setup_envs {' '.join(missing_envs())}` "
             "or run with `--sdm conda`"
         )
     # An offline cache missing anything a job reads stops here, naming each item and the
@@ -220,7 +222,7 @@ def job_gpu_type(step, w):
 
 def job_res(rule, w, attempt=1):
     """GPUs, memory, runtime and threads of one job: they grow with the model (its
-    `gpus`) and with each retry, memory up to its GPU type's node (quantstudy/resources.py)."""
+    `gpus`) and with each retry, memory up to its GPU type's node (quantstudy/core/resources.py)."""
     return job_resources(config, rule, w.model, attempt, job_gpu_type(rule, w))
 
 
@@ -262,7 +264,11 @@ def prompt_file():
 def prompt_input():
     """The prompt file as an input where it exists; a staged one may not yet on a login node
     planning the grid (a real run checks the cache before any job)."""
-    return [prompt_file()] if Path(prompt_file()).exists() or "path" in config["prompt_sets"][SIMILARITY["prompt_set"]] else []
+    return (
+        [prompt_file()]
+        if Path(prompt_file()).exists() or "path" in config["prompt_sets"][SIMILARITY["prompt_set"]]
+        else []
+    )
 
 
 def significance_settings():
@@ -302,8 +308,12 @@ def flip_args(w, input):
 
 def perf_dirs():
     """Every perf directory of the study: (model, each benchmarked scheme, each GPU type)."""
-    return [PERF_DIR.format(model=m, scheme=s, gpu=g) for m in MODELS for g in model_gpu_types(config, m)
-            for s in model_perf_schemes(config, m)]
+    return [
+        PERF_DIR.format(model=m, scheme=s, gpu=g)
+        for m in MODELS
+        for g in model_gpu_types(config, m)
+        for s in model_perf_schemes(config, m)
+    ]
 
 
 def performance_outputs():

@@ -3,22 +3,13 @@
 
 rule evaluate:
     input:
-        script="scripts/evaluate.py",
+        script="quantstudy/evaluate/evaluate.py",
         model=lambda w: checkpoint_input(w.model, w.scheme),
         # Task YAMLs and their data: editing them reruns the evaluations.
         tasks=local_task_files(),
     output:
         json=EVAL_JSON,
         samples=EVAL_SAMPLES,
-    params:
-        task_spec=lambda w: json.dumps(config["tasks"][w.task], sort_keys=True),
-        model_dir=lambda w: model_dir(w.model, w.scheme),
-        evaluation=lambda w: evaluation_settings(w.model, w.task),
-        include_path=lambda w: (
-            f"--include-path {shlex.quote(config['evaluation']['task_include_path'])}"
-            if config["evaluation"].get("task_include_path")
-            else ""
-        ),
     log:
         "results/logs/evaluate/{model}/{scheme}/{task}.log",
     benchmark:
@@ -32,8 +23,17 @@ rule evaluate:
         runtime=lambda w, attempt: job_res("evaluate", w, attempt)["runtime"],
         slurm_partition=gpu_type_resource("evaluate", "slurm_partition"),
         constraint=gpu_type_resource("evaluate", "constraint"),
+    params:
+        task_spec=lambda w: json.dumps(config["tasks"][w.task], sort_keys=True),
+        model_dir=lambda w: model_dir(w.model, w.scheme),
+        evaluation=lambda w: evaluation_settings(w.model, w.task),
+        include_path=lambda w: (
+            f"--include-path {shlex.quote(config['evaluation']['task_include_path'])}"
+            if config["evaluation"].get("task_include_path")
+            else ""
+        ),
     shell:
-        "$QS_PYTHON_SERVE {input.script:q} --model-dir {params.model_dir:q} --model {wildcards.model:q}"
+        "$QS_PYTHON_SERVE -m quantstudy.evaluate.evaluate --model-dir {params.model_dir:q} --model {wildcards.model:q}"
         " --scheme {wildcards.scheme:q} --task {wildcards.task:q} --task-spec {params.task_spec:q}"
         " --evaluation {params.evaluation:q} {params.include_path}"
         " --output {output.json:q} --samples {output.samples:q} > {log:q} 2>&1"

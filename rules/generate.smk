@@ -7,7 +7,7 @@ if SIMILARITY:
 
     rule generate:
         input:
-            script="scripts/generate.py",
+            script="quantstudy/generate/generate.py",
             model=lambda w: checkpoint_input(w.model, w.scheme),
             prompts=lambda w: prompt_input(),
             reference=bf16_generations,
@@ -15,13 +15,6 @@ if SIMILARITY:
             generations=GENERATIONS,
             logprobs=GENERATION_LOGPROBS,
             meta=GENERATION_META,
-        params:
-            model_dir=lambda w: model_dir(w.model, w.scheme),
-            prompts=lambda w: prompt_file(),
-            settings=lambda w: json.dumps(generation_settings(w.model), sort_keys=True),
-            reference=lambda w, input: (
-                f"--reference {shlex.quote(input.reference)}" if input.reference else ""
-            ),
         log:
             "results/logs/generate/{model}/{scheme}.log",
         benchmark:
@@ -35,8 +28,13 @@ if SIMILARITY:
             runtime=lambda w, attempt: job_res("generate", w, attempt)["runtime"],
             slurm_partition=gpu_type_resource("generate", "slurm_partition"),
             constraint=gpu_type_resource("generate", "constraint"),
+        params:
+            model_dir=lambda w: model_dir(w.model, w.scheme),
+            prompts=lambda w: prompt_file(),
+            settings=lambda w: json.dumps(generation_settings(w.model), sort_keys=True),
+            reference=lambda w, input: (f"--reference {shlex.quote(input.reference)}" if input.reference else ""),
         shell:
-            "$QS_PYTHON_SERVE {input.script:q} --model-dir {params.model_dir:q} --model {wildcards.model:q}"
+            "$QS_PYTHON_SERVE -m quantstudy.generate.generate --model-dir {params.model_dir:q} --model {wildcards.model:q}"
             " --scheme {wildcards.scheme:q} --prompts {params.prompts:q} {params.reference}"
             " --settings {params.settings:q} --output {output.generations:q}"
             " --logprobs {output.logprobs:q} --meta {output.meta:q} > {log:q} 2>&1"

@@ -1,5 +1,5 @@
 # Serving benchmarks: one vLLM server per (model, scheme, GPU type) answers every use case,
-# synchronously and asynchronously (quantstudy/perf.py); then perf.csv, queries per dollar
+# synchronously and asynchronously (quantstudy/perf/perf.py); then perf.csv, queries per dollar
 # (cost.csv) and the deployment guideline (guideline.md/.csv) from this run's numbers.
 
 
@@ -12,14 +12,10 @@ if PERFORMANCE:
 
     rule perf:
         input:
-            script="scripts/perf.py",
+            script="quantstudy/perf/perf.py",
             model=lambda w: checkpoint_input(w.model, w.scheme),
         output:
             directory(PERF_DIR),
-        params:
-            model_dir=lambda w: model_dir(w.model, w.scheme),
-            use_cases=json.dumps(PERFORMANCE["use_cases"], sort_keys=True),
-            settings=lambda w: perf_settings(w.model),
         log:
             main="results/logs/perf/{model}/{scheme}/{gpu}.log",
             server="results/logs/perf/{model}/{scheme}/{gpu}.server.log",
@@ -34,21 +30,23 @@ if PERFORMANCE:
             runtime=lambda w, attempt: job_res("perf", w, attempt)["runtime"],
             slurm_partition=gpu_type_resource("perf", "slurm_partition"),
             constraint=gpu_type_resource("perf", "constraint"),
+        params:
+            model_dir=lambda w: model_dir(w.model, w.scheme),
+            use_cases=json.dumps(PERFORMANCE["use_cases"], sort_keys=True),
+            settings=lambda w: perf_settings(w.model),
         shell:
-            "$QS_PYTHON_SERVE {input.script:q} --model-dir {params.model_dir:q} --model {wildcards.model:q}"
+            "$QS_PYTHON_SERVE -m quantstudy.perf.perf --model-dir {params.model_dir:q} --model {wildcards.model:q}"
             " --scheme {wildcards.scheme:q} --gpu {wildcards.gpu:q} --use-cases {params.use_cases:q}"
             " --settings {params.settings:q} --output {output:q} --server-log {log.server:q}"
             " > {log.main:q} 2>&1"
 
     rule perf_table:
         input:
-            script="scripts/perf_table.py",
+            script="quantstudy/perf/perf_table.py",
             perf=perf_dirs(),
         output:
             csv=report(PERF_CSV, caption="../report/perf_csv.rst", category="4. Data"),
             sweep=PERF_SWEEP_CSV,
-        params:
-            gpu_types=json.dumps(config["gpu_types"], sort_keys=True),
         log:
             "results/logs/perf_table.log",
         conda:
@@ -57,19 +55,18 @@ if PERFORMANCE:
         resources:
             mem_mb=1000,
             runtime=10,
+        params:
+            gpu_types=json.dumps(config["gpu_types"], sort_keys=True),
         shell:
-            "$QS_PYTHON_ANALYSIS {input.script:q} {input.perf:q} --csv {output.csv:q}"
+            "$QS_PYTHON_ANALYSIS -m quantstudy.perf.perf_table {input.perf:q} --csv {output.csv:q}"
             " --sweep-csv {output.sweep:q} --gpu-types {params.gpu_types:q} > {log:q} 2>&1"
 
     rule cost:
         input:
-            script="scripts/cost.py",
+            script="quantstudy/perf/cost.py",
             perf=PERF_CSV,
         output:
             report(COST_CSV, caption="../report/cost_csv.rst", category="4. Data"),
-        params:
-            gpu_types=json.dumps(config["gpu_types"], sort_keys=True),
-            model_gpus=json.dumps({m: model_gpus(config, m) for m in MODELS}, sort_keys=True),
         log:
             "results/logs/cost.log",
         conda:
@@ -78,22 +75,22 @@ if PERFORMANCE:
         resources:
             mem_mb=1000,
             runtime=10,
+        params:
+            gpu_types=json.dumps(config["gpu_types"], sort_keys=True),
+            model_gpus=json.dumps({m: model_gpus(config, m) for m in MODELS}, sort_keys=True),
         shell:
-            "$QS_PYTHON_ANALYSIS {input.script:q} {input.perf:q} --gpu-types {params.gpu_types:q}"
+            "$QS_PYTHON_ANALYSIS -m quantstudy.perf.cost {input.perf:q} --gpu-types {params.gpu_types:q}"
             " --model-gpus {params.model_gpus:q} --output {output:q} > {log:q} 2>&1"
 
     rule guideline:
         input:
-            script="scripts/guideline.py",
+            script="quantstudy/perf/guideline.py",
             cost=COST_CSV,
             summary=SUMMARY_CSV,
             perf=PERF_CSV,
         output:
             csv=report(GUIDELINE_CSV, caption="../report/guideline_csv.rst", category="4. Data"),
             md=GUIDELINE_MD,
-        params:
-            floor=config.get("guideline", {}).get("recovery_floor_pct", 99.0),
-            suites=json.dumps(config.get("guideline", {}).get("suites", [])),
         log:
             "results/logs/guideline.log",
         conda:
@@ -102,7 +99,10 @@ if PERFORMANCE:
         resources:
             mem_mb=1000,
             runtime=10,
+        params:
+            floor=config.get("guideline", {}).get("recovery_floor_pct", 99.0),
+            suites=json.dumps(config.get("guideline", {}).get("suites", [])),
         shell:
-            "$QS_PYTHON_ANALYSIS {input.script:q} --cost {input.cost:q} --summary {input.summary:q}"
+            "$QS_PYTHON_ANALYSIS -m quantstudy.perf.guideline --cost {input.cost:q} --summary {input.summary:q}"
             " --perf {input.perf:q} --floor {params.floor} --suites {params.suites:q}"
             " --csv {output.csv:q} --md {output.md:q} > {log:q} 2>&1"

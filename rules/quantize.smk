@@ -4,22 +4,17 @@
 
 rule quantize:
     input:
-        script="scripts/quantize.py",
+        script="quantstudy/quantize/quantize.py",
         model=lambda w: base_model_input(w.model),
         calibration=lambda w: calibration_file(w.model, w.scheme) or [],
     output:
         directory(QUANTIZED_MODEL),
-    wildcard_constraints:
-        scheme="|".join(map(re.escape, QUANTIZED)),
-    params:
-        base=lambda w: config["models"][w.model]["path"],
-        # The whole effective recipe: editing one scheme's recipe reruns that branch only.
-        recipe=lambda w: json.dumps(recipe(w.model, w.scheme), sort_keys=True),
-        calibration=lambda w: calibration_args(w.model, w.scheme),
     log:
         "results/logs/quantize/{model}/{scheme}.log",
     benchmark:
         "results/benchmarks/quantize/{model}/{scheme}.tsv"
+    wildcard_constraints:
+        scheme="|".join(map(re.escape, QUANTIZED)),
     conda:
         "../envs/quantize.yaml"
     threads: lambda w: job_res("quantize", w)["threads"]
@@ -29,7 +24,12 @@ rule quantize:
         runtime=lambda w, attempt: job_res("quantize", w, attempt)["runtime"],
         slurm_partition=gpu_type_resource("quantize", "slurm_partition"),
         constraint=gpu_type_resource("quantize", "constraint"),
+    params:
+        base=lambda w: config["models"][w.model]["path"],
+        # The whole effective recipe: editing one scheme's recipe reruns that branch only.
+        recipe=lambda w: json.dumps(recipe(w.model, w.scheme), sort_keys=True),
+        calibration=lambda w: calibration_args(w.model, w.scheme),
     shell:
-        "$QS_PYTHON_QUANTIZE {input.script:q} --model-dir {params.base:q} --scheme {wildcards.scheme:q}"
+        "$QS_PYTHON_QUANTIZE -m quantstudy.quantize.quantize --model-dir {params.base:q} --scheme {wildcards.scheme:q}"
         " --recipe {params.recipe:q} {params.calibration} --output {output:q} --threads {threads}"
         " > {log:q} 2>&1"

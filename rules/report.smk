@@ -2,7 +2,7 @@
 # Inputs: summary.csv (rules/summary.smk), and perf.csv, cost.csv, guideline.md (rules/perf.smk)
 # when the config has a `performance:` block (without it, those figures say there is no data).
 
-from quantstudy import plots
+from quantstudy.report import plots
 
 
 localrules:
@@ -15,7 +15,7 @@ rule figures:
         summary=SUMMARY_CSV,
         perf=[PERF_CSV] if PERFORMANCE else [],
         cost=[COST_CSV] if PERFORMANCE else [],
-        script="scripts/plot.py",
+        script="quantstudy/report/figures.py",
     output:
         recovery=report(
             paths.FIGURE_RECOVERY,
@@ -45,10 +45,6 @@ rule figures:
             subcategory="Throughput and cost",
             labels=plots.report_labels("accuracy vs queries per dollar"),
         ),
-    params:
-        perf_args=lambda w, input: " ".join(
-            f"--{k} {shlex.quote(f)}" for k in ("perf", "cost") for f in input[k]
-        ),
     log:
         "results/logs/figures.log",
     benchmark:
@@ -59,8 +55,10 @@ rule figures:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        perf_args=lambda w, input: " ".join(f"--{k} {shlex.quote(f)}" for k in ("perf", "cost") for f in input[k]),
     shell:
-        "$QS_PYTHON_ANALYSIS {input.script:q} --summary {input.summary:q} {params.perf_args}"
+        "$QS_PYTHON_ANALYSIS -m quantstudy.report.figures --summary {input.summary:q} {params.perf_args}"
         " --recovery {output.recovery:q} --similarity {output.similarity:q}"
         " --throughput {output.throughput:q}"
         " --cost-figure {output.cost:q} > {log:q} 2>&1"
@@ -70,7 +68,7 @@ rule report_tables:
     input:
         summary=SUMMARY_CSV,
         guideline=[GUIDELINE_MD] if PERFORMANCE else [],
-        script="scripts/report_tables.py",
+        script="quantstudy/report/report_tables.py",
     output:
         recovery=report(
             paths.TABLE_RECOVERY,
@@ -92,10 +90,6 @@ rule report_tables:
             category="3. Deployment guideline",
             labels={"item": "guideline: recommended scheme"},
         ),
-    params:
-        guideline_arg=lambda w, input: (
-            " ".join(f"--guideline {shlex.quote(f)}" for f in input.guideline)
-        ),
     log:
         "results/logs/report_tables.log",
     benchmark:
@@ -106,8 +100,9 @@ rule report_tables:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        guideline_arg=lambda w, input: (" ".join(f"--guideline {shlex.quote(f)}" for f in input.guideline)),
     shell:
-        "$QS_PYTHON_ANALYSIS {input.script:q} --summary {input.summary:q} {params.guideline_arg}"
+        "$QS_PYTHON_ANALYSIS -m quantstudy.report.report_tables --summary {input.summary:q} {params.guideline_arg}"
         " --recovery {output.recovery:q} --similarity {output.similarity:q}"
         " --guideline-html {output.guideline:q} > {log:q} 2>&1"
-

@@ -10,7 +10,7 @@ if SIMILARITY:
 
     rule similarity:
         input:
-            script="scripts/similarity.py",
+            script="quantstudy/similarity/similarity.py",
             generations=GENERATIONS,
             logprobs=GENERATION_LOGPROBS,
             meta=GENERATION_META,
@@ -20,9 +20,6 @@ if SIMILARITY:
             reference_samples=lambda w: expand(EVAL_SAMPLES, model=w.model, scheme=BASELINE, task=TASKS),
         output:
             SIMILARITY_JSON,
-        params:
-            settings=json.dumps(SIMILARITY, sort_keys=True),
-            flips=flip_args,
         log:
             "results/logs/similarity/{model}/{scheme}.log",
         benchmark:
@@ -33,8 +30,11 @@ if SIMILARITY:
         resources:
             mem_mb=lambda w, attempt: job_res("similarity", w, attempt)["mem_mb"],
             runtime=lambda w, attempt: job_res("similarity", w, attempt)["runtime"],
+        params:
+            settings=json.dumps(SIMILARITY, sort_keys=True),
+            flips=flip_args,
         shell:
-            "$QS_PYTHON_ANALYSIS {input.script:q} --model {wildcards.model:q} --scheme {wildcards.scheme:q}"
+            "$QS_PYTHON_ANALYSIS -m quantstudy.similarity.similarity --model {wildcards.model:q} --scheme {wildcards.scheme:q}"
             " --generations {input.generations:q} --reference {input.reference:q}"
             " --logprobs {input.logprobs:q} --reference-logprobs {input.reference_logprobs:q}"
             " --meta {input.meta:q} {params.flips} --settings {params.settings:q}"

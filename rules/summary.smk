@@ -13,17 +13,10 @@ rule summary:
         # Per-item samples: paired-bootstrap intervals of every recovery.
         samples=expand(EVAL_SAMPLES, model=MODELS, scheme=SCHEMES, task=TASKS),
         similarity=similarity_outputs(),
-        script="scripts/summarize.py",
+        script="quantstudy/summary/summary.py",
     output:
         csv=report(SUMMARY_CSV, caption="../report/summary_csv.rst", category="4. Data"),
         md=SUMMARY_MD,
-    params:
-        skipped=json.dumps(config.get("skipped_tasks", {}), sort_keys=True),
-        significance=significance_settings(),
-        normalize=json.dumps(
-            {t: s["normalize"] for t, s in config["tasks"].items() if s.get("normalize")},
-            sort_keys=True,
-        ),
     log:
         "results/logs/summary.log",
     benchmark:
@@ -34,8 +27,15 @@ rule summary:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        skipped=json.dumps(config.get("skipped_tasks", {}), sort_keys=True),
+        significance=significance_settings(),
+        normalize=json.dumps(
+            {t: s["normalize"] for t, s in config["tasks"].items() if s.get("normalize")},
+            sort_keys=True,
+        ),
     shell:
-        "$QS_PYTHON_ANALYSIS {input.script:q} {input.evals:q} --csv {output.csv:q} --md {output.md:q}"
+        "$QS_PYTHON_ANALYSIS -m quantstudy.summary.summary {input.evals:q} --csv {output.csv:q} --md {output.md:q}"
         " --similarity {input.similarity:q} --skipped {params.skipped:q}"
         " --samples {input.samples:q} --normalize {params.normalize:q}"
         " --bootstrap-seed {params.significance[seed]} --bootstrap-resamples {params.significance[n_resamples]}"

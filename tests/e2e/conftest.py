@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from quantstudy.workspace import ROOT, copy_workflow
+from tests.workspace import ROOT, copy_workflow
 
 from .procs import processes_in
 
@@ -36,9 +36,12 @@ LOG_TAIL_LINES = 25
 class Workflow:
     def __init__(self, workdir: Path):
         self.dir = workdir
-        self.env = {**os.environ, "QUANTSTUDY_VENVS": os.environ.get("QUANTSTUDY_VENVS", str(ROOT / ".venv")),
-                    # A secret that must never be written to results, logs or reports.
-                    "HF_TOKEN": "hf_quantstudyTestSecret0123456789"}
+        self.env = {
+            **os.environ,
+            "QUANTSTUDY_VENVS": os.environ.get("QUANTSTUDY_VENVS", str(ROOT / ".venv")),
+            # A secret that must never be written to results, logs or reports.
+            "HF_TOKEN": "hf_quantstudyTestSecret0123456789",
+        }
         self.run: StudyRun | None = None  # set for the session's study (and copies of it)
 
     def snakemake(self, *args, check=True, timeout=3600) -> subprocess.CompletedProcess:
@@ -63,8 +66,9 @@ class Workflow:
         if not missing:
             return
         if self.run is not None and not self.run.ok:
-            pytest.skip(f"{missing[0]} was not made: {self.run.headline()} "
-                        "(reported by test_every_job_of_the_study_succeeded)")
+            pytest.skip(
+                f"{missing[0]} was not made: {self.run.headline()} (reported by test_every_job_of_the_study_succeeded)"
+            )
         raise AssertionError(f"the study succeeded but did not make {missing}")
 
     def copy(self, dest: Path) -> Workflow:
@@ -75,6 +79,7 @@ class Workflow:
 
 
 # ------------------------------------------------------------------ a study run, failing well
+
 
 @dataclass
 class FailedJob:
@@ -163,8 +168,9 @@ def run_study(wf: Workflow, *args: str, timeout: float = STUDY_TIMEOUT_S) -> Stu
     """`snakemake --cores 2 --keep-going` in its own process group; on timeout the whole
     group (and anything else running in the copy) is killed, so no job keeps the cores."""
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--keep-going", *args]
-    proc = subprocess.Popen(cmd, cwd=wf.dir, env=wf.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=wf.dir, env=wf.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     timed_out = False
     try:
         out, _ = proc.communicate(timeout=timeout)
@@ -208,9 +214,14 @@ CI_PERFORMANCE = {"use_cases": ["rag", "multi-turn-chat"], "repeats": 2, "reques
 def ci_sized(wf: Workflow) -> Workflow:
     cfg = wf.config
     perf = cfg["performance"]
-    perf["use_cases"] = {name: {**perf["use_cases"][name], "requests": CI_PERFORMANCE["requests"],
-                                "sync_requests": CI_PERFORMANCE["sync_requests"]}
-                         for name in CI_PERFORMANCE["use_cases"]}
+    perf["use_cases"] = {
+        name: {
+            **perf["use_cases"][name],
+            "requests": CI_PERFORMANCE["requests"],
+            "sync_requests": CI_PERFORMANCE["sync_requests"],
+        }
+        for name in CI_PERFORMANCE["use_cases"]
+    }
     perf["repeats"] = CI_PERFORMANCE["repeats"]
     wf.path("config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return wf
@@ -271,9 +282,13 @@ def slice_config(cfg: dict) -> dict:
     cfg["prompt_sets"]["humaneval-instructions"]["path"] = "data/prompts/slice.jsonl"
     cfg["similarity"]["max_tokens"] = 64
     cfg["performance"].update(
-        use_cases={"instruction-following": {"prompt_tokens": 64, "output_tokens": 16, "requests": 8,
-                                             "sync_requests": 2}},
-        repeats=1, warmup_requests=1, async_rate_fractions=[])
+        use_cases={
+            "instruction-following": {"prompt_tokens": 64, "output_tokens": 16, "requests": 8, "sync_requests": 2}
+        },
+        repeats=1,
+        warmup_requests=1,
+        async_rate_fractions=[],
+    )
     return cfg
 
 
@@ -287,11 +302,17 @@ def sliced(tmp_path_factory):
     lines = wf.path("data/prompts/humaneval_instructions_every5.jsonl").read_text().splitlines()
     wf.path("data/prompts/slice.jsonl").write_text("\n".join(lines[:6]) + "\n")
     wf.path("config/slice.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    stage = [str(wf.env["QUANTSTUDY_VENVS"]) + "/serve/bin/python", "-m", "quantstudy.stage",
-             "--configfile", "config/slice.yaml"]
+    stage = [
+        str(wf.env["QUANTSTUDY_VENVS"]) + "/serve/bin/python",
+        "-m",
+        "quantstudy.stage",
+        "--configfile",
+        "config/slice.yaml",
+    ]
     started = time.monotonic()
     subprocess.run(stage, cwd=wf.dir, env=wf.env, check=True, capture_output=True, timeout=300)
     wf.run = run_study(wf, "--configfile", "config/slice.yaml")
-    REPORTS.append(("SmolLM2 CI slice", [f"staging + study: {time.monotonic() - started:.0f} s wall "
-                                         f"({wf.run.headline()})"]))
+    REPORTS.append(
+        ("SmolLM2 CI slice", [f"staging + study: {time.monotonic() - started:.0f} s wall ({wf.run.headline()})"])
+    )
     return wf

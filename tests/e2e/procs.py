@@ -43,13 +43,17 @@ def argv_of(pid: int) -> list[str]:
 
 def python_running(folder: Path, script: str) -> list[int]:
     """Step workers in the workflow copy running `script`: the process doing the work, not
-    the shell around it nor the step's supervisor (quantstudy/step.py)."""
+    the shell around it nor the step's supervisor (quantstudy/core/step.py)."""
     pids = []
     for pid, _ in processes_in(folder):
         argv = argv_of(pid)
         environ = (_read(f"/proc/{pid}/environ") or b"").split(b"\0")
-        if len(argv) > 1 and "python" in Path(argv[0]).name and argv[1] == script \
-                and any(v.startswith(b"QS_STEP_WORKER=") for v in environ):
+        if (
+            len(argv) > 1
+            and "python" in Path(argv[0]).name
+            and argv[1] == script
+            and any(v.startswith(b"QS_STEP_WORKER=") for v in environ)
+        ):
             pids.append(pid)
     return pids
 

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from quantstudy.workspace import ROOT
+from tests.workspace import ROOT
 
 from .conftest import run_study
 
@@ -62,14 +62,22 @@ def test_tests_of_completed_stages_run_and_the_failure_is_reported_once(broken):
     """The suite's own tests against the broken study (QS_TEST_REUSE_STUDY reads the outcome
     from Snakemake's log): one failure naming the job, the summary's tests skipped naming it,
     the perf and checkpoint tests passing."""
-    tests = ["tests/e2e/test_study.py::test_every_job_of_the_study_succeeded",
-             "tests/e2e/test_study.py::test_summary_has_finite_scores_and_recovery_for_all_schemes",
-             "tests/e2e/test_wiring.py::test_summary_csv_equals_a_recomputation_from_the_eval_results",
-             "tests/e2e/test_study.py::test_checkpoints_are_compressed_tensors_with_their_recipe",
-             "tests/e2e/test_perf.py::test_cost_is_queries_per_dollar_relative_to_bf16"]
+    tests = [
+        "tests/e2e/test_study.py::test_every_job_of_the_study_succeeded",
+        "tests/e2e/test_study.py::test_summary_has_finite_scores_and_recovery_for_all_schemes",
+        "tests/e2e/test_wiring.py::test_summary_csv_equals_a_recomputation_from_the_eval_results",
+        "tests/e2e/test_study.py::test_checkpoints_are_compressed_tensors_with_their_recipe",
+        "tests/e2e/test_perf.py::test_cost_is_queries_per_dollar_relative_to_bf16",
+    ]
     env = {**broken.env, "QS_TEST_REUSE_STUDY": str(broken.dir)}
-    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rfs", "-p", "no:cacheprovider", *tests], cwd=ROOT,
-                       env=env, capture_output=True, text=True, timeout=900)
+    p = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rfs", "-p", "no:cacheprovider", *tests],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     out = p.stdout + p.stderr
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|error)", out.splitlines()[-1])}
     assert counts == {"failed": 1, "skipped": 2, "passed": 2}, out[-4000:]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from quantstudy.server import port_is_free
+from quantstudy.core.server import port_is_free
 
 from .conftest import Workflow, wait_for
 from .procs import engine_started, has_mapped, processes_in, python_running, served_port
@@ -50,10 +50,10 @@ def _started(script: str, engine: str):
 
 
 CASES = {
-    "quantize": ("results/models/tiny-llama/w4a16-int", "scripts/quantize.py", "torch"),
-    "evaluate": ("results/eval/tiny-llama/w8a8-int/count_letter.json", "scripts/evaluate.py", "engine"),
-    "generate": ("results/generations/tiny-llama/w4a16-int.jsonl", "scripts/generate.py", "engine"),
-    "perf": ("results/perf/tiny-llama/w8a8-int/cpu", "scripts/perf.py", "server"),
+    "quantize": ("results/models/tiny-llama/w4a16-int", "quantstudy/quantize/quantize.py", "torch"),
+    "evaluate": ("results/eval/tiny-llama/w8a8-int/count_letter.json", "quantstudy/evaluate/evaluate.py", "engine"),
+    "generate": ("results/generations/tiny-llama/w4a16-int.jsonl", "quantstudy/generate/generate.py", "engine"),
+    "perf": ("results/perf/tiny-llama/w8a8-int/cpu", "quantstudy/perf/perf.py", "server"),
 }
 
 
@@ -70,8 +70,13 @@ def _same_result(rule: str, before: Path, after: Path) -> None:
         texts = [[json.loads(line)["text"] for line in p.read_text().splitlines()] for p in (before, after)]
         assert texts[0] == texts[1]
     else:  # timings differ run to run; the points run must not
-        runs = [[(r["use_case"], r["mode"], r["rate_fraction"] is None, r["repeat"])
-                 for r in json.loads((p / "manifest.json").read_text())["runs"]] for p in (before, after)]
+        runs = [
+            [
+                (r["use_case"], r["mode"], r["rate_fraction"] is None, r["repeat"])
+                for r in json.loads((p / "manifest.json").read_text())["runs"]
+            ]
+            for p in (before, after)
+        ]
         assert runs[0] == runs[1]
 
 
@@ -85,8 +90,10 @@ def test_ctrl_c_in_a_terminal_stops_everything_and_a_rerun_completes(rule, study
     exit_file = tmp_path / "exit"
     session = f"qs-{rule}-{tmp_path.name}"
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in wf.env.items() if k in ("QUANTSTUDY_VENVS", "HF_TOKEN"))
-    cmd = (f"cd {shlex.quote(str(wf.dir))} && env {env} {shlex.quote(sys.executable)} -m snakemake --cores 2 "
-           f"{shlex.quote(target)}; echo $? > {shlex.quote(str(exit_file))}")
+    cmd = (
+        f"cd {shlex.quote(str(wf.dir))} && env {env} {shlex.quote(sys.executable)} -m snakemake --cores 2 "
+        f"{shlex.quote(target)}; echo $? > {shlex.quote(str(exit_file))}"
+    )
     subprocess.run([tmux, "new-session", "-d", "-s", session, "-x", "200", "-y", "50", cmd], check=True)
     try:
         wait_for(lambda: _started(script, engine)(wf) or exit_file.exists(), 600, f"{rule} to be mid-work")
@@ -94,8 +101,9 @@ def test_ctrl_c_in_a_terminal_stops_everything_and_a_rerun_completes(rule, study
         port = served_port(wf.dir) if rule == "perf" else None
         subprocess.run([tmux, "send-keys", "-t", session, "C-c"], check=True)
         wait_for(exit_file.exists, 300, "snakemake to exit after Ctrl-C")
-        screen = subprocess.run([tmux, "capture-pane", "-p", "-t", session, "-S", "-200"], capture_output=True,
-                                text=True).stdout
+        screen = subprocess.run(
+            [tmux, "capture-pane", "-p", "-t", session, "-S", "-200"], capture_output=True, text=True
+        ).stdout
     finally:
         subprocess.run([tmux, "kill-session", "-t", session], capture_output=True)
     assert int(exit_file.read_text()) != 0, screen

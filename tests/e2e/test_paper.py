@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from quantstudy.taskindex import TaskIndex
-from quantstudy.workspace import copy_workflow
+from quantstudy.evaluate.taskindex import TaskIndex
+from tests.workspace import copy_workflow
 
 from .conftest import REPORTS, Workflow, run_study
 from .test_study import planned_jobs
@@ -56,17 +56,26 @@ def test_paper_grid_dry_run_through_slurm_profile(paper):
     assert plan["evaluate"] == n_models * n_schemes * n_tasks
     out = p.stdout + p.stderr
     # GPU jobs ask for the model's GPUs: 8 to quantize 405B, 1 for 8B.
-    q405 = re.search(r"rule quantize:\n(?:.*\n)*?.*wildcards: model=llama-3.1-405b-instruct.*\n(?:.*\n)*?.*resources: (.*)", out)
+    q405 = re.search(
+        r"rule quantize:\n(?:.*\n)*?.*wildcards: model=llama-3.1-405b-instruct.*\n(?:.*\n)*?.*resources: (.*)", out
+    )
     assert q405 and "gpu=8" in q405.group(1), out[:3000]
-    q8 = re.search(r"rule quantize:\n(?:.*\n)*?.*wildcards: model=llama-3.1-8b-instruct.*\n(?:.*\n)*?.*resources: (.*)", out)
+    q8 = re.search(
+        r"rule quantize:\n(?:.*\n)*?.*wildcards: model=llama-3.1-8b-instruct.*\n(?:.*\n)*?.*resources: (.*)", out
+    )
     assert q8 and "gpu=1" in q8.group(1)
     # Serving benchmarks: every (model, benchmarked scheme, GPU type), each on its GPU type's nodes.
     perf_gpus = cfg["performance"]["gpu_types"]
-    assert plan["perf"] == sum(len(m.get("gpu_types", perf_gpus)) * len(m.get("perf_schemes", cfg["schemes"]))
-                               for m in cfg["models"].values())
-    jobs = {(m["model"], m["scheme"], m["gpu"]): res for m, res in
-            ((dict(re.findall(r"(\w+)=([\w.-]+)", w)), r) for w, r in
-             re.findall(r"rule perf:\n(?:.*\n)*?.*wildcards: (.*)\n(?:.*\n)*?.*resources: (.*)", out))}
+    assert plan["perf"] == sum(
+        len(m.get("gpu_types", perf_gpus)) * len(m.get("perf_schemes", cfg["schemes"])) for m in cfg["models"].values()
+    )
+    jobs = {
+        (m["model"], m["scheme"], m["gpu"]): res
+        for m, res in (
+            (dict(re.findall(r"(\w+)=([\w.-]+)", w)), r)
+            for w, r in re.findall(r"rule perf:\n(?:.*\n)*?.*wildcards: (.*)\n(?:.*\n)*?.*resources: (.*)", out)
+        )
+    }
     assert "constraint=h100" in jobs[("llama-3.1-405b-instruct", "w4a16-int", "h100")]
     assert "gpu=8" in jobs[("llama-3.1-405b-instruct", "w4a16-int", "h100")]
     assert ("llama-3.1-405b-instruct", "bf16", "h100") not in jobs  # does not fit one node
@@ -83,13 +92,15 @@ def test_paper_run_with_an_unstaged_cache_names_what_is_missing_before_any_job(p
     out = p.stdout + p.stderr
     assert p.returncode != 0
     assert "the offline cache 'cache' lacks" in out, out[-3000:]
-    for item in ("model meta-llama/Llama-3.1-405B-Instruct (for models.llama-3.1-405b-instruct.path)",
-                 "dataset hails/mmlu_no_train [anatomy] (for tasks.mmlu, tasks.mmlu-cot)",
-                 "dataset openai/openai_humaneval (for tasks.humaneval)",
-                 "dataset neuralmagic/LLM_compression_calibration (for calibration_sets.",
-                 "metric code_eval (for tasks humaneval, humaneval-plus)",
-                 "nltk punkt_tab (for tasks ifeval)",
-                 "prompts arena-hard (for similarity.prompt_set)"):
+    for item in (
+        "model meta-llama/Llama-3.1-405B-Instruct (for models.llama-3.1-405b-instruct.path)",
+        "dataset hails/mmlu_no_train [anatomy] (for tasks.mmlu, tasks.mmlu-cot)",
+        "dataset openai/openai_humaneval (for tasks.humaneval)",
+        "dataset neuralmagic/LLM_compression_calibration (for calibration_sets.",
+        "metric code_eval (for tasks humaneval, humaneval-plus)",
+        "nltk punkt_tab (for tasks ifeval)",
+        "prompts arena-hard (for similarity.prompt_set)",
+    ):
         assert item in out, item
     assert "python -m quantstudy.stage --configfile config/paper.yaml --cache cache" in out
     assert not paper.path("results/models").exists() and not paper.path("results/eval").exists()
@@ -106,7 +117,7 @@ def test_paper_grid_plans_with_no_local_env_installed(paper, tmp_path):
     assert planned_jobs(p)["evaluate"] > 0
     p = bare.snakemake("--cores", "1", check=False, timeout=300)
     out = p.stdout + p.stderr
-    assert p.returncode != 0 and "local envs missing" in out and "scripts/setup_envs.py" in out, out[-2000:]
+    assert p.returncode != 0 and "local envs missing" in out and "tools.setup_envs" in out, out[-2000:]
     assert not bare.path("results/models").exists()
 
 
@@ -149,7 +160,7 @@ def test_paper_grid_places_every_gpu_job_where_it_fits(paper):
 #
 # The paper config with its models replaced by the fixture, bf16 only (one scheme keeps CI
 # time down: the other schemes run the same evaluate rule), `limit` 2 items per leaf task,
-# and the fixture's CPU engine. Its offline cache is a stand-in (quantstudy/standin.py) made
+# and the fixture's CPU engine. Its offline cache is a stand-in (tests/standin.py) made
 # by `quantstudy.stage` itself from a local stand-in hub, so staging runs too; every job
 # then reads only that cache (HF_ENDPOINT points at a closed port).
 
@@ -160,9 +171,13 @@ def paper_ci_config(paper: dict, fixture: dict, cache: str) -> dict:
     cfg = {**paper}
     cfg["models"] = {"tiny-llama": {"path": "fixtures/tiny-llama"}}
     cfg["schemes"] = ["bf16"]
-    cfg["evaluation"] = {**paper["evaluation"], "limit": PAPER_LIMIT,
-                         "engine": {**fixture["evaluation"]["engine"], "max_model_len": 8192},
-                         "env": fixture["evaluation"]["env"], "gpu_types": ["cpu"]}
+    cfg["evaluation"] = {
+        **paper["evaluation"],
+        "limit": PAPER_LIMIT,
+        "engine": {**fixture["evaluation"]["engine"], "max_model_len": 8192},
+        "env": fixture["evaluation"]["env"],
+        "gpu_types": ["cpu"],
+    }
     cfg["similarity"] = {**paper["similarity"], "max_tokens": 16}
     cfg["gpu_types"], cfg["performance"] = fixture["gpu_types"], fixture["performance"]
     # One thread per evaluate job: two run side by side on 2 cores. Each is mostly engine
@@ -193,9 +208,24 @@ def paper_run(tmp_path_factory, closed_port):
     wheel = humaneval_source(Path(wf.env["QUANTSTUDY_VENVS"]))
     t0 = time.time()
     env = {k: v for k, v in wf.env.items() if not k.startswith(("HF_", "QS_"))}
-    p = subprocess.run([str(Path(wf.env["QUANTSTUDY_VENVS"]) / "serve/bin/python"), "-m", "quantstudy.standin",
-                        "--configfile", "config/paper-ci.yaml", "--cache", "cache", "--humaneval", str(wheel)],
-                       cwd=wf.dir, env=env, capture_output=True, text=True, timeout=900)
+    p = subprocess.run(
+        [
+            str(Path(wf.env["QUANTSTUDY_VENVS"]) / "serve/bin/python"),
+            "-m",
+            "tests.standin",
+            "--configfile",
+            "config/paper-ci.yaml",
+            "--cache",
+            "cache",
+            "--humaneval",
+            str(wheel),
+        ],
+        cwd=wf.dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     staged_s = time.time() - t0
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     t0 = time.time()
@@ -217,7 +247,11 @@ def test_paper_grid_runs_every_task_offline_from_a_staged_cache(paper_run):
         s = ev["settings"]
         # The paper's protocol reached lm-eval as configured.
         assert (s["lm_eval_task"], s["num_fewshot"], s["apply_chat_template"], s["fewshot_as_multiturn"]) == (
-            spec["lm_eval_task"], spec["num_fewshot"], spec["apply_chat_template"], spec["fewshot_as_multiturn"]), name
+            spec["lm_eval_task"],
+            spec["num_fewshot"],
+            spec["apply_chat_template"],
+            spec["fewshot_as_multiturn"],
+        ), name
         assert s["limit"] == PAPER_LIMIT and s["confirm_run_unsafe_code"] == name.startswith("humaneval"), name
         assert list(ev["metrics"]) == spec["metrics"], name
         # Every leaf task of the YAMLs ran `limit` items; a group's count is the sum over them.
@@ -233,8 +267,10 @@ def test_paper_grid_runs_every_task_offline_from_a_staged_cache(paper_run):
         assert [r["metric"] for r in task_rows] == want, (name, [r["metric"] for r in task_rows])
         for r in task_rows:
             assert 0 <= float(r["score"]) <= 1 and int(r["n"]) == ev["n_samples"], (name, r)
-            table.append(f"{name:<16} {spec['suite']:<15} {spec['lm_eval_task']:<22} {r['metric']:<32} "
-                         f"{float(r['score']):>7.3f} {int(r['n']):>5}")
+            table.append(
+                f"{name:<16} {spec['suite']:<15} {spec['lm_eval_task']:<22} {r['metric']:<32} "
+                f"{float(r['score']):>7.3f} {int(r['n']):>5}"
+            )
     # Chat-templated tasks sent chat-formatted prompts (the fixture's template writes
     # " user : " before each user turn), few-shot as multi-turn one user turn per shot; the
     # others plain text.
@@ -250,6 +286,5 @@ def test_paper_grid_runs_every_task_offline_from_a_staged_cache(paper_run):
     for skipped in paper["skipped_tasks"]:
         assert skipped in md, skipped
     table.append(f"stand-in cache staged in {times['stage_s']:.0f} s; snakemake run {times['run_s']:.0f} s")
-    REPORTS.append(("paper grid on the fixture (bf16, limit %d per leaf task)" % PAPER_LIMIT, table))
+    REPORTS.append((f"paper grid on the fixture (bf16, limit {PAPER_LIMIT} per leaf task)", table))
     print("\n" + "\n".join(table))
-

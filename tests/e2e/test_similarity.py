@@ -13,8 +13,8 @@ import sys
 import pytest
 import yaml
 
-from quantstudy.textsim import TEXT_METRICS
-from quantstudy.workspace import ROOT, copy_workflow
+from quantstudy.similarity.textsim import TEXT_METRICS
+from tests.workspace import ROOT, copy_workflow
 
 SCHEMES = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]
 
@@ -27,8 +27,9 @@ def test_generations_for_every_scheme(study):
     study.need(*[f"results/generations/tiny-llama/{s}.{ext}" for s in SCHEMES for ext in ("jsonl", "meta.json")])
     prompts = [json.loads(x) for x in study.path("data/prompts/fixture_prompts.jsonl").read_text().splitlines()]
     for scheme in SCHEMES:
-        rows = [json.loads(x) for x in
-                study.path(f"results/generations/tiny-llama/{scheme}.jsonl").read_text().splitlines()]
+        rows = [
+            json.loads(x) for x in study.path(f"results/generations/tiny-llama/{scheme}.jsonl").read_text().splitlines()
+        ]
         assert [r["id"] for r in rows] == [p["id"] for p in prompts]
         for r in rows:
             assert {"prompt", "text", "num_tokens", "finish_reason", "token_ids"} <= set(r)
@@ -82,12 +83,17 @@ def test_summary_shows_similarity(study):
     assert "drift from bf16" in md and "BERTScore F1" in md
 
 
-@pytest.mark.parametrize("content, words", [
-    (None, ["prompt_sets.fixture-prompts.path", "does not exist"]),
-    ("", ["prompt_sets.fixture-prompts.path", "empty"]),
-    ('{"id": "a", "prompt": "x"}\n{"id": "b", "prompt": \n', ["prompt_sets.fixture-prompts.path", ":2:",
-                                                              "not valid JSON"]),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (None, ["prompt_sets.fixture-prompts.path", "does not exist"]),
+        ("", ["prompt_sets.fixture-prompts.path", "empty"]),
+        (
+            '{"id": "a", "prompt": "x"}\n{"id": "b", "prompt": \n',
+            ["prompt_sets.fixture-prompts.path", ":2:", "not valid JSON"],
+        ),
+    ],
+)
 def test_bad_prompt_file_fails_before_any_job(tmp_path, content, words):
     wf = copy_workflow(tmp_path / "wf")
     prompts = wf / "data/prompts/fixture_prompts.jsonl"
@@ -96,8 +102,14 @@ def test_bad_prompt_file_fails_before_any_job(tmp_path, content, words):
     else:
         prompts.write_text(content)
     env = {**os.environ, "QUANTSTUDY_VENVS": os.environ.get("QUANTSTUDY_VENVS", str(ROOT / ".venv"))}
-    p = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=wf, env=env, capture_output=True,
-                       text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1"],
+        cwd=wf,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = p.stdout + p.stderr
     assert p.returncode != 0
     for w in words + ["data/prompts/fixture_prompts.jsonl"]:

@@ -15,7 +15,7 @@ import subprocess
 import pytest
 import yaml
 
-from quantstudy.workspace import ROOT, copy_workflow
+from tests.workspace import ROOT, copy_workflow
 
 from .conftest import Workflow
 

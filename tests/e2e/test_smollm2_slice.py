@@ -13,7 +13,8 @@ import math
 
 import pytest
 
-from .conftest import SMOLLM2, SMOLLM2_SLICE_SCHEMES as SCHEMES
+from .conftest import SMOLLM2
+from .conftest import SMOLLM2_SLICE_SCHEMES as SCHEMES
 
 MODEL = SMOLLM2
 Q = SCHEMES[1]
@@ -26,10 +27,16 @@ def rows(wf, rel):
 
 def test_the_slice_runs_every_stage(sliced):
     assert sliced.run.ok, sliced.run.report()
-    for rel in ["models/smollm2-135m-instruct/model.safetensors",
-                f"results/models/{MODEL}/{Q}/config.json",
-                "results/summary.csv", "results/perf.csv", "results/cost.csv", "results/guideline.md",
-                "results/figures/recovery.svg", *[f"results/similarity/{MODEL}/{s}.json" for s in SCHEMES]]:
+    for rel in [
+        "models/smollm2-135m-instruct/model.safetensors",
+        f"results/models/{MODEL}/{Q}/config.json",
+        "results/summary.csv",
+        "results/perf.csv",
+        "results/cost.csv",
+        "results/guideline.md",
+        "results/figures/recovery.svg",
+        *[f"results/similarity/{MODEL}/{s}.json" for s in SCHEMES],
+    ]:
         assert sliced.path(rel).exists(), rel
 
 

@@ -49,8 +49,11 @@ def test_summary_has_finite_scores_and_recovery_for_all_schemes(study):
     for scheme in SCHEMES:
         for task, spec in cfg["tasks"].items():
             for metric in spec["metrics"]:
-                [row] = [r for r in rows if (r["scheme"], r["task"], r["metric"], r["level"]) ==
-                         (scheme, task, metric, "task")]
+                [row] = [
+                    r
+                    for r in rows
+                    if (r["scheme"], r["task"], r["metric"], r["level"]) == (scheme, task, metric, "task")
+                ]
                 for col in ("score", "bf16_score", "recovery_pct"):
                     assert math.isfinite(float(row[col])), (scheme, task, metric, col, row[col])
                 assert int(row["n"]) > 0
@@ -63,7 +66,7 @@ def test_summary_has_finite_scores_and_recovery_for_all_schemes(study):
 
 
 def test_summary_has_recovery_intervals_for_quantized_rows(study):
-    # Paired bootstrap over the per-item samples (quantstudy/bootstrap.py): every fixture
+    # Paired bootstrap over the per-item samples (quantstudy/summary/bootstrap.py): every fixture
     # metric is a per-item mean, so every quantized task row has an interval around its
     # recovery; bf16 against itself has none.
     study.need("results/summary.csv")
@@ -85,8 +88,14 @@ def test_fixture_is_well_above_chance_in_bf16(study):
     study.need("results/summary.csv")
     rows = summary_rows(study)
     for task in ("count_letter", "reverse"):
-        [row] = [r for r in rows if r["scheme"] == "bf16" and r["task"] == task and r["level"] == "task"
-                 and r["metric"] in ("acc,none", "exact_match,strict")]
+        [row] = [
+            r
+            for r in rows
+            if r["scheme"] == "bf16"
+            and r["task"] == task
+            and r["level"] == "task"
+            and r["metric"] in ("acc,none", "exact_match,strict")
+        ]
         assert float(row["score"]) >= 0.8, row
 
 
@@ -104,8 +113,14 @@ def test_checkpoints_are_compressed_tensors_with_their_recipe(study):
 
 
 def test_eval_json_records_settings_and_per_item_samples(study):
-    study.need(*[f"results/eval/tiny-llama/{s}/{t}.{ext}" for s in SCHEMES for t in ("count_letter", "reverse")
-                 for ext in ("json", "samples.jsonl")])
+    study.need(
+        *[
+            f"results/eval/tiny-llama/{s}/{t}.{ext}"
+            for s in SCHEMES
+            for t in ("count_letter", "reverse")
+            for ext in ("json", "samples.jsonl")
+        ]
+    )
     for scheme in SCHEMES:
         for task in ("count_letter", "reverse"):
             data = json.loads(study.path(f"results/eval/tiny-llama/{scheme}/{task}.json").read_text())
@@ -130,8 +145,9 @@ def test_recipe_change_reruns_only_that_branch(study, tmp_path):
     if not study.run.ok:
         pytest.skip(f"{study.run.headline()} (reported by test_every_job_of_the_study_succeeded)")
     study = study.copy(tmp_path / "wf")  # edited: the shared study stays as it was
-    outputs = sorted(study.path("results").glob("eval/tiny-llama/*/*.json")) + \
-        sorted(study.path("results").glob("perf/tiny-llama/*/cpu/manifest.json"))
+    outputs = sorted(study.path("results").glob("eval/tiny-llama/*/*.json")) + sorted(
+        study.path("results").glob("perf/tiny-llama/*/cpu/manifest.json")
+    )
     before = {p: p.stat().st_mtime_ns for p in outputs}
     cfg_path = study.path("config/config.yaml")
     cfg = yaml.safe_load(cfg_path.read_text())
@@ -139,8 +155,20 @@ def test_recipe_change_reruns_only_that_branch(study, tmp_path):
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
     plan = planned_jobs(study.snakemake("-n"))
-    assert plan == {"quantize": 1, "evaluate": 2, "generate": 1, "similarity": 1, "summary": 1, "perf": 1,
-                    "perf_table": 1, "cost": 1, "guideline": 1, "figures": 1, "report_tables": 1, "all": 1}, plan
+    assert plan == {
+        "quantize": 1,
+        "evaluate": 2,
+        "generate": 1,
+        "similarity": 1,
+        "summary": 1,
+        "perf": 1,
+        "perf_table": 1,
+        "cost": 1,
+        "guideline": 1,
+        "figures": 1,
+        "report_tables": 1,
+        "all": 1,
+    }, plan
 
     study.snakemake("--cores", "2")
     for p, mtime in before.items():

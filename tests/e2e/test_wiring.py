@@ -5,7 +5,7 @@ raw files give.
 
 Expected values are recomputed here from the raw files (eval JSONs, lm-eval's per-item
 samples, generation logprobs, engine logs, cost.csv) with plain python, never with the
-code under test (quantstudy.summary, quantstudy.guideline, quantstudy.reporthtml, ...).
+code under test (quantstudy.summary.summary, quantstudy.perf.guideline, quantstudy.report.reporthtml, ...).
 Each check is a function of a study directory returning its problems, so the same checks
 can be run on a deliberately miswired copy (test_miswired_study_fails_the_wiring_checks).
 """
@@ -29,6 +29,7 @@ TIE_ORDER = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]
 
 
 # ------------------------------------------------------------------------- raw readers
+
 
 def load_config(root: Path) -> dict:
     return yaml.safe_load((root / "config/config.yaml").read_text())
@@ -77,8 +78,12 @@ def perf_jobs(cfg: dict) -> list[tuple[str, str, str]]:
     perf = cfg.get("performance")
     if not perf:
         return []
-    return [(m, s, g) for m, spec in cfg["models"].items() for g in spec.get("gpu_types", perf["gpu_types"])
-            for s in spec.get("perf_schemes", cfg["schemes"])]
+    return [
+        (m, s, g)
+        for m, spec in cfg["models"].items()
+        for g in spec.get("gpu_types", perf["gpu_types"])
+        for s in spec.get("perf_schemes", cfg["schemes"])
+    ]
 
 
 def expected_format(recipe: dict) -> str:
@@ -108,6 +113,7 @@ def close(a, b, tol) -> bool:
 
 
 # ----------------------------------------------------------- 1. checkpoint of each output
+
 
 def checkpoint_problems(root: Path) -> list[str]:
     """Every eval JSON, generation meta and perf manifest names its own scheme's checkpoint,
@@ -190,7 +196,9 @@ def engine_problems(root: Path) -> list[str]:
     logs = []
     for model in cfg["models"]:
         for scheme in cfg["schemes"]:
-            logs += [(model, scheme, root / f"results/logs/evaluate/{model}/{scheme}/{task}.log") for task in cfg["tasks"]]
+            logs += [
+                (model, scheme, root / f"results/logs/evaluate/{model}/{scheme}/{task}.log") for task in cfg["tasks"]
+            ]
             if cfg.get("similarity"):
                 logs.append((model, scheme, root / f"results/logs/generate/{model}/{scheme}.log"))
     logs += [(m, s, root / f"results/logs/perf/{m}/{s}/{g}.server.log") for m, s, g in perf_jobs(cfg)]
@@ -203,12 +211,14 @@ def engine_problems(root: Path) -> list[str]:
         want_q = "None" if scheme == BASELINE else "compressed-tensors"
         for loaded, quant in engines:
             if loaded != want or quant != want_q:
-                problems.append(f"{rel}: the engine loaded {loaded!r} (quantization={quant}), "
-                                f"want {want!r} (quantization={want_q})")
+                problems.append(
+                    f"{rel}: the engine loaded {loaded!r} (quantization={quant}), want {want!r} (quantization={want_q})"
+                )
     return problems
 
 
 # ----------------------------------------------- 2. each quantized scheme differs from bf16
+
 
 def tensor_digest(folder: Path) -> str:
     """sha256 over the folder's safetensors files (their bytes: header and tensors)."""
@@ -239,10 +249,13 @@ def difference_problems(root: Path) -> list[str]:
     schemes = cfg["schemes"]
     for model in cfg["models"]:
         digests = {s: tensor_digest(root / expected_checkpoint(cfg, model, s)) for s in schemes}
-        resps = {(s, t): {r["doc_id"]: r["resps"] for r in read_jsonl(root / f"results/eval/{model}/{s}/{t}.samples.jsonl")}
-                 for s in schemes for t in cfg["tasks"]}
+        resps = {
+            (s, t): {r["doc_id"]: r["resps"] for r in read_jsonl(root / f"results/eval/{model}/{s}/{t}.samples.jsonl")}
+            for s in schemes
+            for t in cfg["tasks"]
+        }
         for i, a in enumerate(schemes):
-            for b in schemes[i + 1:]:
+            for b in schemes[i + 1 :]:
                 if digests[a] == digests[b]:
                     problems.append(f"{model}: {a} and {b} checkpoints hold byte-identical tensors")
                 for t in cfg["tasks"]:
@@ -265,6 +278,7 @@ def difference_problems(root: Path) -> list[str]:
 
 # ------------------------------------------------------- 3. summary.csv from the raw files
 
+
 def expected_summary(root: Path) -> dict[tuple, dict]:
     """{(model, scheme, level, task, metric-or-None): row} recomputed from eval JSONs and
     per-item samples. Suite rows: key metric None (their name is a label)."""
@@ -280,12 +294,15 @@ def expected_summary(root: Path) -> dict[tuple, dict]:
                     name, filt = split_metric(metric)
                     raw = ev["lm_eval"]["results"]  # lm-eval's own aggregate, beside our items
                     rows[(model, scheme, "task", task, metric)] = {
-                        "score": statistics.fmean(vals), "n": len(samples),
+                        "score": statistics.fmean(vals),
+                        "n": len(samples),
                         "stderr": statistics.stdev(vals) / math.sqrt(len(vals)),
-                        "lm_eval_score": raw[metric], "lm_eval_stderr": raw.get(f"{name}_stderr,{filt}"),
-                        "eval_json_n": ev["n_samples"]}
+                        "lm_eval_score": raw[metric],
+                        "lm_eval_stderr": raw.get(f"{name}_stderr,{filt}"),
+                        "eval_json_n": ev["n_samples"],
+                    }
                 primary[(model, scheme, task)] = rows[(model, scheme, "task", task, spec["metrics"][0])]
-    for (model, scheme, level, task, metric), r in list(rows.items()):
+    for (model, _scheme, level, task, metric), r in list(rows.items()):
         base = rows[(model, BASELINE, level, task, metric)]["score"]
         r["bf16_score"] = base
         r["bf16_stderr"] = rows[(model, BASELINE, level, task, metric)]["stderr"]
@@ -301,12 +318,15 @@ def expected_summary(root: Path) -> dict[tuple, dict]:
                 score = statistics.fmean(p["score"] for p in own)
                 base = statistics.fmean(p["score"] for p in ref)
                 rows[(model, scheme, "suite", suite, None)] = {
-                    "score": score, "bf16_score": base, "n": sum(p["n"] for p in own),
+                    "score": score,
+                    "bf16_score": base,
+                    "n": sum(p["n"] for p in own),
                     "bf16_stderr": math.sqrt(sum(p["stderr"] ** 2 for p in ref)) / len(ref),
                     # ratio of the two averages, not the average of the ratios (STUDY.md)
                     "recovery_pct": score / base * 100 if base else None,
                     "stderr": math.sqrt(sum(p["stderr"] ** 2 for p in own)) / len(own),
-                    "tasks": tasks}
+                    "tasks": tasks,
+                }
     return rows
 
 
@@ -316,8 +336,13 @@ def flips_from_samples(root: Path, model: str, scheme: str, task: str, metric: s
     both = sorted(set(ref) & set(own))
     c2w = sum(1 for d in both if ref[d] == 1.0 and own[d] != 1.0)
     w2c = sum(1 for d in both if ref[d] != 1.0 and own[d] == 1.0)
-    return {"n": len(both), "correct_to_wrong": c2w, "wrong_to_correct": w2c, "flips": c2w + w2c,
-            "flip_rate": (c2w + w2c) / len(both)}
+    return {
+        "n": len(both),
+        "correct_to_wrong": c2w,
+        "wrong_to_correct": w2c,
+        "flips": c2w + w2c,
+        "flip_rate": (c2w + w2c) / len(both),
+    }
 
 
 def summary_problems(root: Path) -> list[str]:
@@ -337,16 +362,23 @@ def summary_problems(root: Path) -> list[str]:
             problems.append(f"{where}: duplicated")
         seen.add(key)
         w = want[key]
-        for col, tol in (("score", 1e-6), ("bf16_score", 1e-6), ("stderr", 1e-6), ("bf16_stderr", 1e-6),
-                         ("recovery_pct", 1e-6)):
+        for col, tol in (
+            ("score", 1e-6),
+            ("bf16_score", 1e-6),
+            ("stderr", 1e-6),
+            ("bf16_stderr", 1e-6),
+            ("recovery_pct", 1e-6),
+        ):
             if not close(number(r[col]), w[col], tol):
                 problems.append(f"{where}: {col} {r[col]}, recomputed {w[col]}")
         if int(r["n"]) != w["n"]:
             problems.append(f"{where}: n {r['n']}, the samples have {w['n']}")
         if r["level"] == "task":
             if not close(w["score"], w["lm_eval_score"], 1e-9) or w["n"] != w["eval_json_n"]:
-                problems.append(f"{where}: per-item mean {w['score']} (n={w['n']}) disagrees with lm-eval's "
-                                f"{w['lm_eval_score']} (n={w['eval_json_n']})")
+                problems.append(
+                    f"{where}: per-item mean {w['score']} (n={w['n']}) disagrees with lm-eval's "
+                    f"{w['lm_eval_score']} (n={w['eval_json_n']})"
+                )
             if w["lm_eval_stderr"] is not None and not close(w["stderr"], w["lm_eval_stderr"], 1e-9):
                 problems.append(f"{where}: per-item stderr {w['stderr']} vs lm-eval's {w['lm_eval_stderr']}")
         else:
@@ -380,22 +412,25 @@ def similarity_summary_problems(root: Path, cfg: dict, got_rows: list[dict]) -> 
                 recomputed = flips_from_samples(root, model, scheme, task, metric)
                 for k, v in recomputed.items():
                     if not close(float(f[k]), float(v), 1e-12):
-                        problems.append(f"similarity/{model}/{scheme}.json flips[{task}].{k} = {f[k]}, "
-                                        f"the eval samples give {v}")
+                        problems.append(
+                            f"similarity/{model}/{scheme}.json flips[{task}].{k} = {f[k]}, the eval samples give {v}"
+                        )
                 want[(task, f"flip_rate({metric})")] = recomputed["flip_rate"]
             for (task, metric), v in want.items():
                 r = sim_rows.get((model, scheme, task, metric))
                 if r is None:
                     problems.append(f"summary.csv: no similarity row {model}/{scheme}/{task}/{metric}")
                 elif not close(number(r["score"]), v, 1e-6):
-                    problems.append(f"summary.csv similarity {model}/{scheme}/{task}/{metric}: {r['score']}, "
-                                    f"similarity JSON {v}")
+                    problems.append(
+                        f"summary.csv similarity {model}/{scheme}/{task}/{metric}: {r['score']}, similarity JSON {v}"
+                    )
     if any(r["scheme"] == BASELINE for r in got_rows if r["level"] == "similarity"):
         problems.append("summary.csv has similarity rows for bf16 (1 / 0 by construction)")
     return problems
 
 
 # ------------------------------------------------------- 4. the guideline from its inputs
+
 
 def lowest_suite_recovery(cfg: dict, summary: list[dict]) -> dict[tuple, float]:
     """{(model, scheme): lowest recovery over the (configured) suites}; bf16 = 100."""
@@ -422,17 +457,27 @@ def expected_guideline(root: Path) -> dict[tuple, dict]:
         groups.setdefault((c["model"], c["gpu"], c["mode"], c["use_case"]), []).append(c)
     out = {}
     for key, cands in groups.items():
-        eligible = [(c["scheme"], float(c["queries_per_dollar"]), recovery[(key[0], c["scheme"])], c)
-                    for c in cands if recovery.get((key[0], c["scheme"]), -math.inf) >= floor]
+        eligible = [
+            (c["scheme"], float(c["queries_per_dollar"]), recovery[(key[0], c["scheme"])], c)
+            for c in cands
+            if recovery.get((key[0], c["scheme"]), -math.inf) >= floor
+        ]
         order = lambda s: (TIE_ORDER.index(s) if s in TIE_ORDER else len(TIE_ORDER), s)  # noqa: E731
         eligible.sort(key=lambda e: (-e[1], -e[2], order(e[0])))
         # Excluded: every scheme with a cost row or an accuracy result that is not eligible.
         known = {c["scheme"] for c in cands} | {s for m, s in recovery if m == key[0]}
-        row = {"eligible": [e[0] for e in eligible], "floor": floor,
-               "excluded": sorted(known - {e[0] for e in eligible})}
+        row = {
+            "eligible": [e[0] for e in eligible],
+            "floor": floor,
+            "excluded": sorted(known - {e[0] for e in eligible}),
+        }
         if eligible:
-            row.update(recommended=eligible[0][0], queries_per_dollar=eligible[0][1], recovery_pct=eligible[0][2],
-                       cost_reduction_vs_bf16=float(eligible[0][3]["cost_reduction_vs_bf16"]))
+            row.update(
+                recommended=eligible[0][0],
+                queries_per_dollar=eligible[0][1],
+                recovery_pct=eligible[0][2],
+                cost_reduction_vs_bf16=float(eligible[0][3]["cost_reduction_vs_bf16"]),
+            )
         if len(eligible) > 1:
             row.update(runner_up=eligible[1][0], margin_pct=(eligible[0][1] / eligible[1][1] - 1) * 100)
         out[key] = row
@@ -464,6 +509,7 @@ def guideline_problems(root: Path) -> list[str]:
 
 
 # ----------------------------------------------------- 5. the report's tables = the CSVs
+
 
 class Tables(HTMLParser):
     """The text of every cell of every <table>, row by row."""
@@ -500,12 +546,12 @@ def parse_cell(text: str) -> dict | None:
     if not m:
         return None
     vals = [None if v is None else float(v.replace(",", "")) for v in m.groups()]
-    return dict(zip(("score", "stderr", "recovery_pct", "ci_low", "ci_high"), vals))
+    return dict(zip(("score", "stderr", "recovery_pct", "ci_low", "ci_high"), vals, strict=True))
 
 
 def shown(value: float, text_value: float | None, decimals: int) -> bool:
     """A CSV value shown rounded to `decimals` places (half a unit of slack, plus float noise)."""
-    return text_value is not None and abs(value - text_value) <= 0.5 * 10 ** -decimals + 1e-9
+    return text_value is not None and abs(value - text_value) <= 0.5 * 10**-decimals + 1e-9
 
 
 def recovery_table_problems(root: Path) -> list[str]:
@@ -519,7 +565,7 @@ def recovery_table_problems(root: Path) -> list[str]:
         for row in body:
             label, metric = row[0], row[1]
             level, task = ("suite", label.removesuffix(" (suite)")) if label.endswith(" (suite)") else ("task", label)
-            for scheme, text in zip(head[2:], row[2:]):
+            for scheme, text in zip(head[2:], row[2:], strict=True):
                 cells[(level, task, metric if level == "task" else None, scheme)] = text
     for r in summary:
         key = (r["level"], r["task"], r["metric"] if r["level"] == "task" else None, r["scheme"])
@@ -536,10 +582,14 @@ def recovery_table_problems(root: Path) -> list[str]:
         if r["scheme"] != BASELINE and r["recovery_pct"] and not shown(float(r["recovery_pct"]), c["recovery_pct"], 1):
             problems.append(f"{where}: recovery {c['recovery_pct']}, summary.csv {r['recovery_pct']}")
         if r["scheme"] != BASELINE and r.get("recovery_ci_low"):
-            if not (shown(float(r["recovery_ci_low"]), c["ci_low"], 1)
-                    and shown(float(r["recovery_ci_high"]), c["ci_high"], 1)):
-                problems.append(f"{where}: interval [{c['ci_low']}, {c['ci_high']}], summary.csv "
-                                f"[{r['recovery_ci_low']}, {r['recovery_ci_high']}]")
+            if not (
+                shown(float(r["recovery_ci_low"]), c["ci_low"], 1)
+                and shown(float(r["recovery_ci_high"]), c["ci_high"], 1)
+            ):
+                problems.append(
+                    f"{where}: interval [{c['ci_low']}, {c['ci_high']}], summary.csv "
+                    f"[{r['recovery_ci_low']}, {r['recovery_ci_high']}]"
+                )
     problems += [f"recovery.html {k}: {v!r} is in no row of summary.csv" for k, v in cells.items() if v != "—"]
     return problems
 
@@ -556,14 +606,14 @@ def similarity_table_problems(root: Path) -> list[str]:
     shown_rows = []
     for t in Tables((root / "results/tables/similarity.html").read_text()).tables:
         head, *body = t
-        shown_rows += [(row[0], {s: parse_cell(x) for s, x in zip(head[2:], row[2:])}) for row in body]
+        shown_rows += [(row[0], {s: parse_cell(x) for s, x in zip(head[2:], row[2:], strict=True)}) for row in body]
     problems = []
     if len(shown_rows) != len(want):
         problems.append(f"similarity.html has {len(shown_rows)} rows, summary.csv {len(want)} measures")
     unused = list(shown_rows)
     for (task, metric), by_scheme in want.items():
         # KL is shown to 3 significant digits, every other measure to 4 decimals
-        def matches(cells):
+        def matches(cells, by_scheme=by_scheme, metric=metric):
             for s, v in by_scheme.items():
                 c = cells.get(s)
                 if c is None or c["score"] is None:
@@ -572,6 +622,7 @@ def similarity_table_problems(root: Path) -> list[str]:
                 if abs(c["score"] - v) > tol:
                     return False
             return True
+
         hit = next((x for x in unused if x[0] == task and matches(x[1])), None)
         if hit is None:
             problems.append(f"similarity.html: no row on {task} shows {metric} = {by_scheme}")
@@ -595,13 +646,19 @@ def guideline_table_problems(root: Path) -> list[str]:
             if g is None:
                 problems.append(f"guideline.html {key}: not in guideline.csv")
                 continue
-            for name, shown_s, want_s in (("recommended", row[col["recommended"]], g["recommended"] or "none eligible"),
-                                          ("runner-up", row[col["runner-up"]], g["runner_up"] or "—")):
+            for name, shown_s, want_s in (
+                ("recommended", row[col["recommended"]], g["recommended"] or "none eligible"),
+                ("runner-up", row[col["runner-up"]], g["runner_up"] or "—"),
+            ):
                 if shown_s != want_s:
                     problems.append(f"guideline.html {key} {name}: {shown_s!r}, guideline.csv {want_s!r}")
             # (column, guideline.csv field, decimals shown)
-            for name, k, d in (("queries/$", "queries_per_dollar", 0), ("recovery", "recovery_pct", 2),
-                               ("vs bf16", "cost_reduction_vs_bf16", 2), ("margin", "margin_pct", 1)):
+            for name, k, d in (
+                ("queries/$", "queries_per_dollar", 0),
+                ("recovery", "recovery_pct", 2),
+                ("vs bf16", "cost_reduction_vs_bf16", 2),
+                ("margin", "margin_pct", 1),
+            ):
                 if not g[k]:
                     continue
                 m = re.match(NUM, row[col[name]])
@@ -622,25 +679,35 @@ def assert_none(problems: list[str]):
 
 def test_every_output_names_its_own_schemes_checkpoint_made_by_its_recipe(study):
     cfg = study.config
-    study.need(*[f"results/eval/{m}/{s}/{t}.json" for m in cfg["models"] for s in cfg["schemes"] for t in cfg["tasks"]],
-               *[f"results/generations/{m}/{s}.meta.json" for m in cfg["models"] for s in cfg["schemes"]],
-               *[f"results/perf/{m}/{s}/{g}/manifest.json" for m, s, g in perf_jobs(cfg)])
+    study.need(
+        *[f"results/eval/{m}/{s}/{t}.json" for m in cfg["models"] for s in cfg["schemes"] for t in cfg["tasks"]],
+        *[f"results/generations/{m}/{s}.meta.json" for m in cfg["models"] for s in cfg["schemes"]],
+        *[f"results/perf/{m}/{s}/{g}/manifest.json" for m, s, g in perf_jobs(cfg)],
+    )
     assert_none(checkpoint_problems(study.dir))
 
 
 def test_every_engine_loaded_its_own_schemes_checkpoint(study):
     cfg = study.config
-    study.need(*[f"results/eval/{m}/{s}/{t}.json" for m in cfg["models"] for s in cfg["schemes"] for t in cfg["tasks"]],
-               *[f"results/generations/{m}/{s}.meta.json" for m in cfg["models"] for s in cfg["schemes"]],
-               *[f"results/perf/{m}/{s}/{g}/manifest.json" for m, s, g in perf_jobs(cfg)])
+    study.need(
+        *[f"results/eval/{m}/{s}/{t}.json" for m in cfg["models"] for s in cfg["schemes"] for t in cfg["tasks"]],
+        *[f"results/generations/{m}/{s}.meta.json" for m in cfg["models"] for s in cfg["schemes"]],
+        *[f"results/perf/{m}/{s}/{g}/manifest.json" for m, s, g in perf_jobs(cfg)],
+    )
     assert_none(engine_problems(study.dir))
 
 
 def test_every_quantized_scheme_differs_measurably_from_bf16(study):
     cfg = study.config
-    study.need(*[f"results/eval/{m}/{s}/{t}.samples.jsonl" for m in cfg["models"] for s in cfg["schemes"]
-                 for t in cfg["tasks"]],
-               *[f"results/similarity/{m}/{s}.json" for m in cfg["models"] for s in cfg["schemes"]])
+    study.need(
+        *[
+            f"results/eval/{m}/{s}/{t}.samples.jsonl"
+            for m in cfg["models"]
+            for s in cfg["schemes"]
+            for t in cfg["tasks"]
+        ],
+        *[f"results/similarity/{m}/{s}.json" for m in cfg["models"] for s in cfg["schemes"]],
+    )
     assert_none(difference_problems(study.dir))
 
 
@@ -656,11 +723,13 @@ def test_guideline_follows_its_rule_on_cost_and_summary(study):
 
 def test_report_tables_show_the_csvs_numbers(study):
     study.need("results/tables/recovery.html", "results/tables/similarity.html", "results/tables/guideline.html")
-    assert_none(recovery_table_problems(study.dir) + similarity_table_problems(study.dir)
-                + guideline_table_problems(study.dir))
+    assert_none(
+        recovery_table_problems(study.dir) + similarity_table_problems(study.dir) + guideline_table_problems(study.dir)
+    )
 
 
 # ------------------------------------------------------ the checks catch a miswired study
+
 
 def test_miswired_study_fails_the_wiring_checks(study, tmp_path):
     """The bug these checks exist for, made for real in a copy: rules/common.smk hands
@@ -675,8 +744,11 @@ def test_miswired_study_fails_the_wiring_checks(study, tmp_path):
     common = wf.path("rules/common.smk")
     right = "    return QUANTIZED_MODEL.format(model=model, scheme=scheme)\n"
     assert right in common.read_text()
-    common.write_text(common.read_text().replace(right, '    if scheme == "w4a16-int":  # miswired on purpose\n'
-                                                        '        scheme = "w8a8-int"\n' + right))
+    common.write_text(
+        common.read_text().replace(
+            right, '    if scheme == "w4a16-int":  # miswired on purpose\n        scheme = "w8a8-int"\n' + right
+        )
+    )
     wf.snakemake("--cores", "2", target)
     for check in CHECKS:
         found = check(wf.dir)

@@ -1,7 +1,10 @@
 """A stand-in for the Hugging Face hub's model file API (what snapshot_download calls),
 serving local directories: GET /api/models/ORG/NAME/revision/REV and HEAD/GET
 /ORG/NAME/resolve/REV/FILE, on 127.0.0.1 only."""
-import hashlib, json, threading
+
+import hashlib
+import json
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -24,11 +27,14 @@ def serve(repos: dict):
         def _send_file(self, body):
             p = self._file()
             if p is None:
-                self.send_response(404); self.send_header("X-Error-Code", "EntryNotFound"); self.end_headers(); return
+                self.send_response(404)
+                self.send_header("X-Error-Code", "EntryNotFound")
+                self.end_headers()
+                return
             data = p.read_bytes()
             self.send_response(200)
             self.send_header("Content-Length", str(len(data)))
-            self.send_header("ETag", '"%s"' % hashlib.sha1(data).hexdigest())
+            self.send_header("ETag", f'"{hashlib.sha1(data).hexdigest()}"')
             self.send_header("X-Repo-Commit", SHA)
             self.end_headers()
             if body:
@@ -40,22 +46,40 @@ def serve(repos: dict):
         def do_GET(self):
             path = self.path.split("?")[0]
             if path.startswith("/api/models/") and "/tree/" in path:
-                repo = "/".join(path[len("/api/models/"):].split("/")[:2])
+                repo = "/".join(path[len("/api/models/") :].split("/")[:2])
                 root = repos[repo]
-                body = json.dumps([{"type": "file", "path": str(f.relative_to(root)), "size": f.stat().st_size,
-                                    "oid": hashlib.sha1(f.read_bytes()).hexdigest()}
-                                   for f in sorted(root.rglob("*")) if f.is_file()]).encode()
-                self.send_response(200); self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+                body = json.dumps(
+                    [
+                        {
+                            "type": "file",
+                            "path": str(f.relative_to(root)),
+                            "size": f.stat().st_size,
+                            "oid": hashlib.sha1(f.read_bytes()).hexdigest(),
+                        }
+                        for f in sorted(root.rglob("*"))
+                        if f.is_file()
+                    ]
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
                 return
             if path.startswith("/api/models/"):
-                repo = "/".join(path[len("/api/models/"):].split("/")[:2])
+                repo = "/".join(path[len("/api/models/") :].split("/")[:2])
                 if repo not in repos:
-                    self.send_response(404); self.send_header("X-Error-Code", "RepoNotFound"); self.end_headers(); return
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "RepoNotFound")
+                    self.end_headers()
+                    return
                 files = sorted(str(f.relative_to(repos[repo])) for f in repos[repo].rglob("*") if f.is_file())
                 body = json.dumps({"id": repo, "sha": SHA, "siblings": [{"rfilename": f} for f in files]}).encode()
-                self.send_response(200); self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
                 return
             self._send_file(True)
 

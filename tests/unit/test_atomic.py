@@ -6,8 +6,7 @@ import time
 
 import pytest
 
-from quantstudy import atomic
-from quantstudy.workspace import ROOT
+from quantstudy.core import atomic
 
 
 def test_write_text_replaces_whole_file(tmp_path):
@@ -39,11 +38,13 @@ def test_directory_replaces_previous_output(tmp_path):
 def test_sigkill_mid_write_leaves_no_final_directory(tmp_path):
     # Killed while files are being written into the checkpoint: the final name never appears.
     target = tmp_path / "ckpt"
-    code = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from quantstudy import atomic\n"
-            f"with atomic.directory({str(target)!r}) as d:\n"
-            f"    (d / 'config.json').write_text('{{}}')\n"
-            f"    f = open(d / 'model.safetensors', 'wb')\n"
-            f"    while True:\n        f.write(b'x' * 4096); f.flush(); time.sleep(0.01)\n")
+    code = (
+        f"import sys, time; from quantstudy.core import atomic\n"
+        f"with atomic.directory({str(target)!r}) as d:\n"
+        f"    (d / 'config.json').write_text('{{}}')\n"
+        f"    f = open(d / 'model.safetensors', 'wb')\n"
+        f"    while True:\n        f.write(b'x' * 4096); f.flush(); time.sleep(0.01)\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code])
     deadline = time.time() + 30
     while not any(tmp_path.glob(".ckpt.*.tmp/model.safetensors")) and time.time() < deadline:
@@ -51,7 +52,7 @@ def test_sigkill_mid_write_leaves_no_final_directory(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert any(tmp_path.glob(".ckpt.*.tmp"))  # it was killed mid-write ...
-    assert not target.exists()                # ... and nothing looks finished
-    with atomic.directory(target) as d:       # the next run clears the leftover
+    assert not target.exists()  # ... and nothing looks finished
+    with atomic.directory(target) as d:  # the next run clears the leftover
         (d / "ok").write_text("1")
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]

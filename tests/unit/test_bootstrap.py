@@ -3,9 +3,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from quantstudy import bootstrap
-from quantstudy.bootstrap import (Component, NotPerItemError, Statistic, item_values, metric_statistic,
-                                  paired_bootstrap, suite_statistic)
+from quantstudy.summary import bootstrap
+from quantstudy.summary.bootstrap import (
+    Component,
+    NotPerItemError,
+    Statistic,
+    item_values,
+    metric_statistic,
+    paired_bootstrap,
+    suite_statistic,
+)
 
 SCHEMA = Path(__file__).resolve().parents[2] / "config/schema/config.schema.yaml"
 
@@ -24,8 +31,7 @@ def run(q, b, **kw):
 
 
 def test_item_values_picks_the_filter_and_pools_lists():
-    rows = (samples([1, 0], metric="exact_match", filt="strict")
-            + samples([1, 1], metric="exact_match", filt="flexible"))
+    rows = samples([1, 0], metric="exact_match", filt="strict") + samples([1, 1], metric="exact_match", filt="flexible")
     assert item_values(rows, "exact_match,strict") == {(None, 0): (1.0, 1.0), (None, 1): (0.0, 1.0)}
     inst = [{"doc_id": 0, "filter": "none", "inst_level_strict_acc": [True, False, True]}]
     assert item_values(inst, "inst_level_strict_acc,none") == {(None, 0): (2.0, 3.0)}
@@ -118,8 +124,7 @@ def test_components_in_one_stratum_share_the_draw():
     # draw gives exactly 100; independent draws of the two would not always.
     a = vals([1, 0, 1, 1, 0, 0, 1, 0] * 5)
     b = vals([0, 1, 1, 0, 1, 0, 0, 1] * 5)
-    stat = Statistic({"a": Component(("t",), a, a), "b": Component(("t",), b, b)},
-                     lambda m: m["a"] + 2 * m["b"])
+    stat = Statistic({"a": Component(("t",), a, a), "b": Component(("t",), b, b)}, lambda m: m["a"] + 2 * m["b"])
     res = paired_bootstrap(stat)
     assert res["recovery_ci_low"] == res["recovery_ci_high"] == 100.0
 
@@ -143,11 +148,14 @@ def test_samples_path_for():
 
 def test_read_samples_keeps_ids_and_metric_values_only(tmp_path):
     p = tmp_path / "t.samples.jsonl"
-    p.write_text('{"doc_id": 3, "doc": {"q": "long"}, "arguments": [["prompt", {}]], "resps": [["x"]], '
-                 '"filter": "strict", "metrics": ["exact_match"], "exact_match": 1.0, "inst": [true, false], '
-                 '"subtask": "g_a"}\n\n{"doc_id": 4, "filter"')
+    p.write_text(
+        '{"doc_id": 3, "doc": {"q": "long"}, "arguments": [["prompt", {}]], "resps": [["x"]], '
+        '"filter": "strict", "metrics": ["exact_match"], "exact_match": 1.0, "inst": [true, false], '
+        '"subtask": "g_a"}\n\n{"doc_id": 4, "filter"'
+    )
     with pytest.raises(ValueError, match=r"t.samples.jsonl:3: not valid JSON"):
         bootstrap.read_samples(p)
     p.write_text(p.read_text().rsplit("\n", 1)[0] + "\n")
-    assert bootstrap.read_samples(p) == [{"doc_id": 3, "filter": "strict", "exact_match": 1.0,
-                                          "inst": [True, False], "subtask": "g_a"}]
+    assert bootstrap.read_samples(p) == [
+        {"doc_id": 3, "filter": "strict", "exact_match": 1.0, "inst": [True, False], "subtask": "g_a"}
+    ]

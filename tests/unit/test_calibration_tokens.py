@@ -12,7 +12,7 @@ PY = Path(os.environ.get("QUANTSTUDY_VENVS", ROOT / ".venv")) / "quantize/bin/py
 
 PROBE = r"""
 import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("q", "scripts/quantize.py")
+spec = importlib.util.spec_from_file_location("q", "quantstudy/quantize/quantize.py")
 q = importlib.util.module_from_spec(spec); spec.loader.exec_module(q)
 from transformers import AutoTokenizer
 tok = AutoTokenizer.from_pretrained("fixtures/tiny-llama")
@@ -26,8 +26,16 @@ print(json.dumps({"bos": tok.bos_token_id, "chat": chat, "plain": plain,
 
 @pytest.mark.skipif(not PY.exists(), reason="needs the quantize env")
 def test_chat_templated_calibration_has_one_bos():
-    out = json.loads(subprocess.run([str(PY), "-c", PROBE], cwd=ROOT, capture_output=True, text=True,
-                                    check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}).stdout.splitlines()[-1])
+    out = json.loads(
+        subprocess.run(
+            [str(PY), "-c", PROBE],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        ).stdout.splitlines()[-1]
+    )
     bos = out["bos"]
     assert out["templated"]  # the fixture's chat template writes the BOS itself
     for ids in out["chat"]:

@@ -3,8 +3,8 @@ import shutil
 
 import pytest
 
-from quantstudy.checkpoint import CheckpointError, check_checkpoint
-from quantstudy.workspace import ROOT
+from quantstudy.core.checkpoint import CheckpointError, check_checkpoint
+from tests.workspace import ROOT
 
 FIXTURE = ROOT / "fixtures/tiny-llama"
 
@@ -45,7 +45,8 @@ def test_unquantized_checkpoint_where_quantized_expected(ckpt):
 
 
 def test_missing_shard_from_index(ckpt):
-    (ckpt / "model.safetensors.index.json").write_text(json.dumps(
-        {"weight_map": {"a": "model.safetensors", "b": "model-00002.safetensors"}}))
+    (ckpt / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"a": "model.safetensors", "b": "model-00002.safetensors"}})
+    )
     with pytest.raises(CheckpointError, match="model-00002.safetensors"):
         check_checkpoint(ckpt)

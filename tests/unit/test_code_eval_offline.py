@@ -52,10 +52,17 @@ def test_unknown_metric_is_named(tmp_path):
 def test_offline_evaluate_load_code_eval_computes_pass_at_1(tmp_path):
     stage_metric("code_eval", tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "QS_"))}
-    env.update({"HF_MODULES_CACHE": str(tmp_path / "hf/modules"), "HF_HOME": str(tmp_path / "hf"),
-                "HF_EVALUATE_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-                "HF_ENDPOINT": "http://127.0.0.1:9",  # nothing listens: any download attempt fails
-                "HF_ALLOW_CODE_EVAL": "1"})
+    env.update(
+        {
+            "HF_MODULES_CACHE": str(tmp_path / "hf/modules"),
+            "HF_HOME": str(tmp_path / "hf"),
+            "HF_EVALUATE_OFFLINE": "1",
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "HF_ENDPOINT": "http://127.0.0.1:9",  # nothing listens: any download attempt fails
+            "HF_ALLOW_CODE_EVAL": "1",
+        }
+    )
     p = subprocess.run([str(SERVE), "-c", PROBE], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     out = json.loads(p.stdout.splitlines()[-1])
@@ -67,11 +74,12 @@ def test_offline_evaluate_load_code_eval_computes_pass_at_1(tmp_path):
 
 LMEVAL = r"""
 import json, os, runpy, sys
-# As the evaluate rule starts scripts/evaluate.py: its folder first on sys.path, then its
-# top-level code (which must keep lm-eval's `import evaluate` from importing the script).
-sys.path.insert(0, os.path.join(sys.argv[1], "scripts"))
-runpy.run_path(os.path.join(sys.argv[1], "scripts", "evaluate.py"), run_name="job")
-from quantstudy.runtime import offline_env
+# As the evaluate rule starts `python -m quantstudy.evaluate.evaluate`: the working directory
+# first on sys.path, then the module's top-level code. Neither may shadow HF `evaluate`, which
+# lm-eval's humaneval utils import (quantstudy's stage is quantstudy.evaluate, never `evaluate`).
+sys.path.insert(0, sys.argv[1])
+runpy.run_module("quantstudy.evaluate.evaluate", run_name="job")
+from quantstudy.core.runtime import offline_env
 offline_env({"HF_ALLOW_CODE_EVAL": "1"})  # as a job runs: the cache's env, hub variables offline
 from lm_eval.tasks.humaneval import utils  # evaluate.load("code_eval") runs here
 ok = utils.pass_at_k(["assert add(2, 3) == 5"], [["def add(a, b):\n    return a + b"]], k=[1])
@@ -81,12 +89,13 @@ print(json.dumps({"pass@1": ok, "offline": os.environ["HF_EVALUATE_OFFLINE"]}))
 
 @pytest.mark.skipif(not SERVE.exists(), reason="needs the serve env (lm-eval)")
 def test_lm_evals_humaneval_metric_loads_in_an_offline_job(tmp_path):
-    """The job's view: scripts/evaluate.py's sys.path, QS_OFFLINE_CACHE (what the workflow
+    """The job's view: `python -m quantstudy.evaluate.evaluate`'s sys.path, QS_OFFLINE_CACHE (what the workflow
     exports for `offline_cache`) and nothing else; lm-eval's humaneval utils import and score."""
     stage_metric("code_eval", tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "QS_"))}
     env.update({"QS_OFFLINE_CACHE": str(tmp_path), "HF_ENDPOINT": "http://127.0.0.1:9"})
-    p = subprocess.run([str(SERVE), "-c", LMEVAL, str(ROOT)], cwd=tmp_path, env=env, capture_output=True,
-                       text=True, timeout=300)
+    p = subprocess.run(
+        [str(SERVE), "-c", LMEVAL, str(ROOT)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     assert json.loads(p.stdout.splitlines()[-1]) == {"pass@1": {"pass@1": 1.0}, "offline": "1"}

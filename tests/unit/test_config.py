@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from quantstudy.config import ConfigError, effective_recipe, linear_input_sizes, validate_config
+from quantstudy.core.config import ConfigError, effective_recipe, linear_input_sizes, validate_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = yaml.safe_load((ROOT / "config/schema/config.schema.yaml").read_text())
@@ -43,6 +43,7 @@ def test_bf16_is_required():
 def test_negative_sample_count_names_key():
     def m(c):
         c["recipes"]["w8a8-int"]["calibration"]["num_samples"] = -5
+
     msg = errors_of(m)
     assert "'recipes.w8a8-int.calibration.num_samples'" in msg and "-5" in msg
 
@@ -55,6 +56,7 @@ def test_unknown_key_is_rejected():
 def test_group_size_that_does_not_divide_a_layer():
     def m(c):
         c["recipes"]["w4a16-int"]["weights"]["group_size"] = 96
+
     msg = errors_of(m)
     assert "recipes.w4a16-int.weights.group_size" in msg and "96" in msg and "tiny-llama" in msg
 
@@ -82,6 +84,7 @@ def test_scheme_without_recipe():
 def test_undefined_calibration_set():
     def m(c):
         c["recipes"]["w8a8-int"]["calibration"]["set"] = "c4"
+
     msg = errors_of(m)
     assert "recipes.w8a8-int.calibration.set" in msg and "'c4'" in msg
 
@@ -100,7 +103,8 @@ def test_fixture_layers_are_multiples_of_128():
 
 
 def test_significance_settings_are_validated_and_defaulted():
-    from quantstudy.config import SIGNIFICANCE_DEFAULTS, significance_settings
+    from quantstudy.core.config import SIGNIFICANCE_DEFAULTS, significance_settings
+
     msg = errors_of(lambda c: c["significance"].update(confidence=1.5))
     assert "'significance.confidence'" in msg and "1.5" in msg
     msg = errors_of(lambda c: c["significance"].update(n_resamples=10))
@@ -117,10 +121,14 @@ def test_normalize_takes_only_known_methods():
 
 
 def test_perf_schemes_must_be_schemes_and_need_a_performance_block():
-    from quantstudy.config import _performance_errors, model_perf_schemes
+    from quantstudy.core.config import _performance_errors, model_perf_schemes
 
-    cfg = {"schemes": ["bf16", "w8a8-fp"], "models": {"m": {"path": "x", "perf_schemes": ["w4a16-int"]}},
-           "performance": {"gpu_types": ["cpu"], "use_cases": {}, "engine": {}}, "gpu_types": {"cpu": {}}}
+    cfg = {
+        "schemes": ["bf16", "w8a8-fp"],
+        "models": {"m": {"path": "x", "perf_schemes": ["w4a16-int"]}},
+        "performance": {"gpu_types": ["cpu"], "use_cases": {}, "engine": {}},
+        "gpu_types": {"cpu": {}},
+    }
     errs = _performance_errors(cfg, "m", None)
     assert any("models.m.perf_schemes" in e and "w4a16-int" in e for e in errs)
     cfg["models"]["m"]["perf_schemes"] = ["w8a8-fp"]

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from quantstudy.calibration import calibration_file_problems
-from quantstudy.config import ConfigError, linear_input_sizes, model_size, recipe_override_errors, validate_config
-from quantstudy.configload import coerce_overrides, load_yaml_text, read_config_file, schema_at
-from quantstudy.taskindex import TaskIndex
+from quantstudy.core.config import ConfigError, linear_input_sizes, model_size, recipe_override_errors, validate_config
+from quantstudy.core.configload import coerce_overrides, load_yaml_text, read_config_file, schema_at
+from quantstudy.evaluate.taskindex import TaskIndex
+from quantstudy.quantize.calibration import calibration_file_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = yaml.safe_load((ROOT / "config/schema/config.schema.yaml").read_text())
@@ -26,16 +26,19 @@ VENVS = Path(os.environ.get("QUANTSTUDY_VENVS", ROOT / ".venv"))
 
 # Which part of a recipe each variable holds, in the code that reads recipes.
 RECIPE_READERS = {
-    "quantstudy/recipes.py": {"recipe": "recipe", "spec": "quant_args"},
-    "scripts/quantize.py": {"recipe": "recipe", "cal": "calibration"},
-    "quantstudy/config.py:_recipe_errors": {"recipe": "recipe", "calib": "calibration", "args": "quant_args"},
+    "quantstudy/quantize/recipes.py": {"recipe": "recipe", "spec": "quant_args"},
+    "quantstudy/quantize/quantize.py": {"recipe": "recipe", "cal": "calibration"},
+    "quantstudy/core/config.py:_recipe_errors": {"recipe": "recipe", "calib": "calibration", "args": "quant_args"},
 }
 
 
 def _declared() -> dict[str, set[str]]:
     d = SCHEMA["$defs"]
-    return {"recipe": set(d["recipe"]["properties"]), "quant_args": set(d["quant_args"]["properties"]),
-            "calibration": set(d["recipe"]["properties"]["calibration"]["properties"])}
+    return {
+        "recipe": set(d["recipe"]["properties"]),
+        "quant_args": set(d["quant_args"]["properties"]),
+        "calibration": set(d["recipe"]["properties"]["calibration"]["properties"]),
+    }
 
 
 def _keys_read() -> dict[str, set[str]]:
@@ -46,11 +49,21 @@ def _keys_read() -> dict[str, set[str]]:
         if func:
             tree = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == func)
         for node in ast.walk(tree):
-            if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) \
-                    and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+            if (
+                isinstance(node, ast.Subscript)
+                and isinstance(node.value, ast.Name)
+                and isinstance(node.slice, ast.Constant)
+                and isinstance(node.slice.value, str)
+            ):
                 name, key = node.value.id, node.slice.value
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
-                    and isinstance(node.func.value, ast.Name) and node.args and isinstance(node.args[0], ast.Constant):
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "get"
+                and isinstance(node.func.value, ast.Name)
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
                 name, key = node.func.value.id, node.args[0].value
             else:
                 continue
@@ -133,9 +146,12 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
 def test_config_overrides_get_the_schema_type_only_where_unambiguous():
     cfg = copy.deepcopy(DEFAULT)
     # What Snakemake's parse_config makes of hub_access=true, guideline='{recovery_floor_pct: 95}' ...
-    overrides = {"hub_access": "true", "guideline": {"recovery_floor_pct": "95"},
-                 "evaluation": {"batch_size": "auto", "engine": {"max_model_len": "512"}, "task_include_path": "7"},
-                 "models": {"tiny-llama": {"path": "123"}}}
+    overrides = {
+        "hub_access": "true",
+        "guideline": {"recovery_floor_pct": "95"},
+        "evaluation": {"batch_size": "auto", "engine": {"max_model_len": "512"}, "task_include_path": "7"},
+        "models": {"tiny-llama": {"path": "123"}},
+    }
     cfg.update(hub_access="true", guideline={"recovery_floor_pct": "95"})
     cfg["evaluation"].update(batch_size="auto", task_include_path="7")
     cfg["evaluation"]["engine"]["max_model_len"] = "512"
@@ -155,14 +171,17 @@ def test_config_overrides_get_the_schema_type_only_where_unambiguous():
 CHAT = json.dumps({"messages": [{"role": "user", "content": "a"}]})
 
 
-@pytest.mark.parametrize("text, want", [
-    (CHAT + "\n{bad\n", ":2: not valid JSON"),
-    ('{"text": 1}\n', ":1: expected a JSON object with 'messages'"),
-    ('{"messages": "hi"}\n', ":1: 'messages' must be a non-empty list"),
-    ('{"messages": [{"role": "user"}]}\n', ":1: 'messages[0]'"),
-    ("\n\n", "empty"),
-    (CHAT + "\n" + CHAT + "\n", "holds 2 samples, fewer than num_samples = 3"),
-])
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        (CHAT + "\n{bad\n", ":2: not valid JSON"),
+        ('{"text": 1}\n', ":1: expected a JSON object with 'messages'"),
+        ('{"messages": "hi"}\n', ":1: 'messages' must be a non-empty list"),
+        ('{"messages": [{"role": "user"}]}\n', ":1: 'messages[0]'"),
+        ("\n\n", "empty"),
+        (CHAT + "\n" + CHAT + "\n", "holds 2 samples, fewer than num_samples = 3"),
+    ],
+)
 def test_calibration_file_problems(tmp_path, text, want):
     f = tmp_path / "c.jsonl"
     f.write_text(text)
@@ -175,11 +194,19 @@ def test_calibration_file_problems(tmp_path, text, want):
 def test_sizes_of_any_layout():
     llama = json.loads((ROOT / "fixtures/tiny-llama/config.json").read_text())
     gpt2 = {"n_embd": 768, "n_head": 12, "n_inner": None, "n_positions": 1024}
-    vlm = {"text_config": {"hidden_size": 4096, "num_attention_heads": 32, "intermediate_size": 14336,
-                           "max_position_embeddings": 131072}}
-    assert linear_input_sizes(llama) == {"q_proj/k_proj/v_proj/gate_proj/up_proj (hidden_size)": 128,
-                                         "o_proj (num_attention_heads * head_dim)": 128,
-                                         "down_proj (intermediate_size)": 512}
+    vlm = {
+        "text_config": {
+            "hidden_size": 4096,
+            "num_attention_heads": 32,
+            "intermediate_size": 14336,
+            "max_position_embeddings": 131072,
+        }
+    }
+    assert linear_input_sizes(llama) == {
+        "q_proj/k_proj/v_proj/gate_proj/up_proj (hidden_size)": 128,
+        "o_proj (num_attention_heads * head_dim)": 128,
+        "down_proj (intermediate_size)": 512,
+    }
     assert sorted(linear_input_sizes(gpt2).values()) == [768, 768, 3072]
     assert sorted(linear_input_sizes(vlm).values()) == [4096, 4096, 14336]
     assert model_size(gpt2, "max_position_embeddings") == 1024
@@ -195,8 +222,7 @@ def test_task_index_reads_metrics_and_filters_of_local_tasks(tmp_path):
     (tmp_path / "a.yaml").write_text("include: _base.yaml\ntask: t_a\n")
     (tmp_path / "b.yaml").write_text("task: t_b\nmetric_list:\n  - metric: !function utils.m\n")
     (tmp_path / "c.yaml").write_text("task: t_c\nfilter_list:\n  - name: get\n    filter: []\n")
-    (tmp_path / "g.yaml").write_text("group: g\ntask:\n  - t_a\n  - t_c\naggregate_metric_list:\n"
-                                     "  - metric: acc\n")
+    (tmp_path / "g.yaml").write_text("group: g\ntask:\n  - t_a\n  - t_c\naggregate_metric_list:\n  - metric: acc\n")
     idx = TaskIndex([tmp_path])
     assert idx.keys("t_a") == {"acc,none", "acc_norm,none"}  # defaults of the included output_type
     assert idx.keys("t_b") is None  # metrics from code: not claimed
@@ -214,18 +240,25 @@ def test_metrics_are_checked_against_the_task_yaml():
 def _serve_python():
     py = VENVS / "serve/bin/python"
     if not py.exists():
-        pytest.skip(f"no serve env at {py} (build it with scripts/setup_envs.py serve)")
+        pytest.skip(f"no serve env at {py} (build it with `python3 -m tools.setup_envs serve`)")
     return py
 
 
 def test_known_names_equal_the_installed_serve_env():
-    from quantstudy import knownnames
+    from quantstudy.core import knownnames
 
-    out = subprocess.run([str(_serve_python()), "-m", "quantstudy.knownnames"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=600, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})
+    out = subprocess.run(
+        [str(_serve_python()), "-m", "quantstudy.core.knownnames"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     installed = json.loads(out.stdout.strip().splitlines()[-1])
-    assert set(installed["engine_args"]) == knownnames.engine_args(), \
-        "vLLM changed: rerun `python -m quantstudy.knownnames --write` in the serve env"
+    assert set(installed["engine_args"]) == knownnames.engine_args(), (
+        "vLLM changed: rerun `python -m quantstudy.core.knownnames --write` in the serve env"
+    )
     assert set(installed["architectures"]) == knownnames.architectures()
     assert {"max_model_len", "max_num_seqs", "enforce_eager", "dtype"} <= knownnames.engine_args()

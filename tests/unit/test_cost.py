@@ -2,13 +2,21 @@
 
 import pytest
 
-from quantstudy.cost import cost_rows, queries_per_dollar
+from quantstudy.perf.cost import cost_rows, queries_per_dollar
 
 
 def perf(scheme, rps, mode="async", gpu="a100", model="m", use_case="chat", fraction=None):
-    return {"model": model, "scheme": scheme, "gpu": gpu, "use_case": use_case, "mode": mode,
-            "request_throughput": rps, "output_throughput": rps * 100, "rate_fraction": fraction,
-            "request_throughput_cv": 0.01}
+    return {
+        "model": model,
+        "scheme": scheme,
+        "gpu": gpu,
+        "use_case": use_case,
+        "mode": mode,
+        "request_throughput": rps,
+        "output_throughput": rps * 100,
+        "rate_fraction": fraction,
+        "request_throughput_cv": 0.01,
+    }
 
 
 GPUS = {"a100": {"price_per_hour": 2.0}, "cpu": {"price_per_hour": 1.0}}
@@ -35,8 +43,17 @@ def test_cpu_model_is_priced_as_one_unit():
 
 
 def test_sweep_points_are_not_costed_and_modes_are_compared_separately():
-    rows = cost_rows([perf("bf16", 1.0, "sync"), perf("bf16", 10.0), perf("w8a8-fp", 20.0),
-                      perf("w8a8-fp", 2.0, "sync"), perf("bf16", 5.0, fraction=0.5)], GPUS, {"m": 1})
+    rows = cost_rows(
+        [
+            perf("bf16", 1.0, "sync"),
+            perf("bf16", 10.0),
+            perf("w8a8-fp", 20.0),
+            perf("w8a8-fp", 2.0, "sync"),
+            perf("bf16", 5.0, fraction=0.5),
+        ],
+        GPUS,
+        {"m": 1},
+    )
     assert len(rows) == 4
     by = {(r["scheme"], r["mode"]): r["cost_reduction_vs_bf16"] for r in rows}
     assert by[("w8a8-fp", "sync")] == pytest.approx(2.0) and by[("w8a8-fp", "async")] == pytest.approx(2.0)

@@ -7,30 +7,42 @@ import math
 
 import pytest
 
-from quantstudy import guideline
-from quantstudy.lmeval import extract_scores
-from quantstudy.plots import recovery_bars_data
-from quantstudy.summary import build_rows, recovery_pct, to_markdown
+from quantstudy.evaluate.lmeval import extract_scores
+from quantstudy.perf import guideline
+from quantstudy.report.plots import recovery_bars_data
+from quantstudy.summary.summary import build_rows, recovery_pct, to_markdown
 
 PPL = "word_perplexity,none"
 
 
 def lm_eval_results(ppl):
     # What simple_evaluate returns for a loglikelihood_rolling task (values as lm-eval 0.4.13 keys them).
-    return {"results": {"qs_ppl": {"alias": "qs_ppl", PPL: ppl, "word_perplexity_stderr,none": "N/A"}},
-            "higher_is_better": {"qs_ppl": {"word_perplexity": False, "byte_perplexity": False}}}
+    return {
+        "results": {"qs_ppl": {"alias": "qs_ppl", PPL: ppl, "word_perplexity_stderr,none": "N/A"}},
+        "higher_is_better": {"qs_ppl": {"word_perplexity": False, "byte_perplexity": False}},
+    }
 
 
 def ppl_eval(scheme, ppl, hib=False, task="ppl", suite="lm"):
-    return {"model": "m", "scheme": scheme, "task": task, "suite": suite, "n_samples": 40,
-            "metrics": {PPL: {"score": ppl, "stderr": None, "higher_is_better": hib}},
-            "lm_eval": {"task_config": {"metric_list": [{"metric": "word_perplexity",
-                                                         "aggregation": "weighted_perplexity"}]}}}
+    return {
+        "model": "m",
+        "scheme": scheme,
+        "task": task,
+        "suite": suite,
+        "n_samples": 40,
+        "metrics": {PPL: {"score": ppl, "stderr": None, "higher_is_better": hib}},
+        "lm_eval": {
+            "task_config": {"metric_list": [{"metric": "word_perplexity", "aggregation": "weighted_perplexity"}]}
+        },
+    }
 
 
 def ppl_samples(lls, words):
     # lm-eval logs loglikelihood_rolling's word_perplexity per item as [loglikelihood, words].
-    return [{"doc_id": i, "filter": "none", "word_perplexity": [ll, w]} for i, (ll, w) in enumerate(zip(lls, words))]
+    return [
+        {"doc_id": i, "filter": "none", "word_perplexity": [ll, w]}
+        for i, (ll, w) in enumerate(zip(lls, words, strict=True))
+    ]
 
 
 def weighted_ppl(lls, words):
@@ -75,21 +87,34 @@ def test_perplexity_interval_is_a_weighted_bootstrap_and_flags_the_drop():
 
 
 def test_a_suite_mixing_directions_gets_no_row():
-    acc = lambda s, v: {"model": "m", "scheme": s, "task": "acc", "suite": "lm", "n_samples": 10,  # noqa: E731
-                        "metrics": {"acc,none": {"score": v, "stderr": None, "higher_is_better": True}}}
+    def acc(s, v):
+        return {
+            "model": "m",
+            "scheme": s,
+            "task": "acc",
+            "suite": "lm",
+            "n_samples": 10,
+            "metrics": {"acc,none": {"score": v, "stderr": None, "higher_is_better": True}},
+        }
+
     with pytest.warns(UserWarning, match="mixes higher- and lower-is-better"):
-        rows = build_rows([ppl_eval("bf16", 54.5), ppl_eval("w4a16-int", 60.0), acc("bf16", 0.5), acc("w4a16-int", 0.5)])
+        rows = build_rows(
+            [ppl_eval("bf16", 54.5), ppl_eval("w4a16-int", 60.0), acc("bf16", 0.5), acc("w4a16-int", 0.5)]
+        )
     assert not [r for r in rows if r["level"] == "suite"]
 
 
 def test_guideline_floor_and_plots_read_the_loss():
     rows = build_rows([ppl_eval("bf16", 54.5), ppl_eval("w4a16-int", 113.5)])
-    csv_like = [{k: ("" if v is None else str(v).lower() if isinstance(v, bool) else v) for k, v in r.items()}
-                for r in rows]
+    csv_like = [
+        {k: ("" if v is None else str(v).lower() if isinstance(v, bool) else v) for k, v in r.items()} for r in rows
+    ]
     rec = guideline.scheme_recovery(csv_like)
     assert rec[("m", "w4a16-int")][0] == pytest.approx(48.02, abs=0.01)
-    cost = [{"model": "m", "gpu": "cpu", "mode": "sync", "use_case": "u", "scheme": s, "queries_per_dollar": q}
-            for s, q in (("bf16", 100.0), ("w4a16-int", 300.0))]
+    cost = [
+        {"model": "m", "gpu": "cpu", "mode": "sync", "use_case": "u", "scheme": s, "queries_per_dollar": q}
+        for s, q in (("bf16", 100.0), ("w4a16-int", 300.0))
+    ]
     g = guideline.recommend(cost, rec, floor_pct=99.0)[0]
     assert g["recommended"] == "bf16" and "w4a16-int: recovery 48.02%" in g["excluded"]
     bars = recovery_bars_data(csv_like)["m"]

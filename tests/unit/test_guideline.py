@@ -2,7 +2,7 @@
 
 import pytest
 
-from quantstudy.guideline import recommend, scheme_recovery, to_markdown
+from quantstudy.perf.guideline import recommend, scheme_recovery, to_markdown
 
 
 def acc(model, scheme, suite, rec):
@@ -10,14 +10,29 @@ def acc(model, scheme, suite, rec):
 
 
 def cost(scheme, qpd, cv=0.01, mode="async", use_case="chat", model="m", gpu="a100"):
-    return {"model": model, "scheme": scheme, "gpu": gpu, "mode": mode, "use_case": use_case,
-            "queries_per_dollar": qpd, "request_throughput_cv": cv, "cost_reduction_vs_bf16": None}
+    return {
+        "model": model,
+        "scheme": scheme,
+        "gpu": gpu,
+        "mode": mode,
+        "use_case": use_case,
+        "queries_per_dollar": qpd,
+        "request_throughput_cv": cv,
+        "cost_reduction_vs_bf16": None,
+    }
 
 
-SUMMARY = [acc("m", "bf16", "v1", None), acc("m", "w8a8-fp", "v1", 99.9), acc("m", "w8a8-int", "v1", 99.2),
-           acc("m", "w4a16-int", "v1", 99.5), acc("m", "bf16", "v2", None), acc("m", "w8a8-fp", "v2", 100.2),
-           acc("m", "w8a8-int", "v2", 98.1), acc("m", "w4a16-int", "v2", 99.4),
-           {"model": "m", "scheme": "w8a8-int", "level": "task", "suite": "v1", "recovery_pct": 50.0}]
+SUMMARY = [
+    acc("m", "bf16", "v1", None),
+    acc("m", "w8a8-fp", "v1", 99.9),
+    acc("m", "w8a8-int", "v1", 99.2),
+    acc("m", "w4a16-int", "v1", 99.5),
+    acc("m", "bf16", "v2", None),
+    acc("m", "w8a8-fp", "v2", 100.2),
+    acc("m", "w8a8-int", "v2", 98.1),
+    acc("m", "w4a16-int", "v2", 99.4),
+    {"model": "m", "scheme": "w8a8-int", "level": "task", "suite": "v1", "recovery_pct": 50.0},
+]
 
 
 def test_recovery_is_the_lowest_suite_and_bf16_is_100():
@@ -29,8 +44,11 @@ def test_recovery_is_the_lowest_suite_and_bf16_is_100():
 
 
 def test_most_queries_per_dollar_within_the_floor_wins():
-    rows = recommend([cost("bf16", 100), cost("w8a8-fp", 180), cost("w8a8-int", 250), cost("w4a16-int", 200)],
-                     scheme_recovery(SUMMARY), 99.0)
+    rows = recommend(
+        [cost("bf16", 100), cost("w8a8-fp", 180), cost("w8a8-int", 250), cost("w4a16-int", 200)],
+        scheme_recovery(SUMMARY),
+        99.0,
+    )
     (r,) = rows
     assert r["recommended"] == "w4a16-int"  # w8a8-int serves more but drops to 98.1% on v2
     assert r["runner_up"] == "w8a8-fp" and r["margin_pct"] == pytest.approx((200 / 180 - 1) * 100)
@@ -81,8 +99,17 @@ def test_small_margin_is_within_noise():
 
 def test_groups_are_per_model_gpu_mode_and_use_case():
     rec = scheme_recovery(SUMMARY)
-    rows = recommend([cost("bf16", 1, mode="sync"), cost("w4a16-int", 3, mode="sync"),
-                      cost("bf16", 10), cost("w8a8-fp", 30), cost("w4a16-int", 20)], rec, 99.0)
+    rows = recommend(
+        [
+            cost("bf16", 1, mode="sync"),
+            cost("w4a16-int", 3, mode="sync"),
+            cost("bf16", 10),
+            cost("w8a8-fp", 30),
+            cost("w4a16-int", 20),
+        ],
+        rec,
+        99.0,
+    )
     assert {(r["mode"], r["recommended"]) for r in rows} == {("sync", "w4a16-int"), ("async", "w8a8-fp")}
 
 

@@ -3,8 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from quantstudy.leaderboard import (PARTS, NormalizationError, normalized_score, parts, rescale,
-                                    results_by_task)
+from quantstudy.summary.leaderboard import PARTS, NormalizationError, normalized_score, parts, rescale, results_by_task
 
 
 def test_rescale_clips_at_chance():
@@ -22,16 +21,19 @@ def test_gpqa_is_one_pooled_score_over_a_quarter():
 
 
 def test_mmlu_pro_has_ten_choices_and_clips():
-    assert normalized_score("leaderboard_mmlu_pro", {"leaderboard_mmlu_pro": {"acc,none": 0.55}})["score"] \
-        == pytest.approx(0.5)
+    assert normalized_score("leaderboard_mmlu_pro", {"leaderboard_mmlu_pro": {"acc,none": 0.55}})[
+        "score"
+    ] == pytest.approx(0.5)
     assert normalized_score("leaderboard_mmlu_pro", {"leaderboard_mmlu_pro": {"acc,none": 0.05}})["score"] == 0
 
 
 def test_musr_averages_normalized_subtasks():
     # The leaderboard docs' example: 0.7 / 0.4 / 0.6 over 1/2, 1/5, 1/3 -> 40, 25, 40 -> 35.
-    res = {"leaderboard_musr_murder_mysteries": {"acc_norm,none": 0.7},
-           "leaderboard_musr_object_placements": {"acc_norm,none": 0.4},
-           "leaderboard_musr_team_allocation": {"acc_norm,none": 0.6}}
+    res = {
+        "leaderboard_musr_murder_mysteries": {"acc_norm,none": 0.7},
+        "leaderboard_musr_object_placements": {"acc_norm,none": 0.4},
+        "leaderboard_musr_team_allocation": {"acc_norm,none": 0.6},
+    }
     out = normalized_score("leaderboard_musr", res)
     assert out["score"] == pytest.approx(0.35)
     assert out["stderr"] is None  # no stderrs given
@@ -39,8 +41,12 @@ def test_musr_averages_normalized_subtasks():
 
 def test_ifeval_is_the_mean_of_prompt_and_instance_strict_accuracy():
     # Llama-2-7b's published leaderboard IFEval, 25.19, from its raw results.
-    res = {"leaderboard_ifeval": {"prompt_level_strict_acc,none": 0.18484288354898337,
-                                  "inst_level_strict_acc,none": 0.31894484412470026}}
+    res = {
+        "leaderboard_ifeval": {
+            "prompt_level_strict_acc,none": 0.18484288354898337,
+            "inst_level_strict_acc,none": 0.31894484412470026,
+        }
+    }
     assert normalized_score("leaderboard_ifeval", res)["score"] * 100 == pytest.approx(25.19, abs=0.005)
 
 
@@ -64,17 +70,32 @@ def test_errors_name_the_task_and_the_missing_part():
     with pytest.raises(NormalizationError, match="'hellaswag'"):
         normalized_score("hellaswag", {})
     with pytest.raises(NormalizationError, match="leaderboard_musr_team_allocation"):
-        normalized_score("leaderboard_musr", {"leaderboard_musr_murder_mysteries": {"acc_norm,none": 0.7},
-                                              "leaderboard_musr_object_placements": {"acc_norm,none": 0.4}})
+        normalized_score(
+            "leaderboard_musr",
+            {
+                "leaderboard_musr_murder_mysteries": {"acc_norm,none": 0.7},
+                "leaderboard_musr_object_placements": {"acc_norm,none": 0.4},
+            },
+        )
 
 
 def test_results_by_task_reads_an_eval_json():
-    e = {"settings": {"lm_eval_task": "leaderboard_gpqa"},
-         "lm_eval": {"results": {"acc_norm,none": 0.3}, "subtasks": {"leaderboard_gpqa_main": {"acc_norm,none": 0.2}}}}
-    assert results_by_task(e) == {"leaderboard_gpqa": {"acc_norm,none": 0.3},
-                                  "leaderboard_gpqa_main": {"acc_norm,none": 0.2}}
+    e = {
+        "settings": {"lm_eval_task": "leaderboard_gpqa"},
+        "lm_eval": {"results": {"acc_norm,none": 0.3}, "subtasks": {"leaderboard_gpqa_main": {"acc_norm,none": 0.2}}},
+    }
+    assert results_by_task(e) == {
+        "leaderboard_gpqa": {"acc_norm,none": 0.3},
+        "leaderboard_gpqa_main": {"acc_norm,none": 0.2},
+    }
 
 
 def test_every_v2_task_is_known():
-    assert set(PARTS) == {"leaderboard_mmlu_pro", "leaderboard_gpqa", "leaderboard_bbh", "leaderboard_musr",
-                          "leaderboard_math_hard", "leaderboard_ifeval"}
+    assert set(PARTS) == {
+        "leaderboard_mmlu_pro",
+        "leaderboard_gpqa",
+        "leaderboard_bbh",
+        "leaderboard_musr",
+        "leaderboard_math_hard",
+        "leaderboard_ifeval",
+    }

@@ -2,12 +2,27 @@ import json
 
 import pytest
 
-from quantstudy.lmeval import EVAL_FORMAT, EvalFileError, extract_scores, read_eval_json, sample_count, stderr_key
+from quantstudy.evaluate.lmeval import (
+    EVAL_FORMAT,
+    EvalFileError,
+    extract_scores,
+    read_eval_json,
+    sample_count,
+    stderr_key,
+)
 
 RESULTS = {
-    "results": {"qs_task": {"alias": "qs_task", "acc,none": 0.75, "acc_stderr,none": 0.02,
-                            "acc_norm,none": 0.5, "acc_norm_stderr,none": "N/A",
-                            "exact_match,strict": 0.25, "exact_match_stderr,strict": 0.01}},
+    "results": {
+        "qs_task": {
+            "alias": "qs_task",
+            "acc,none": 0.75,
+            "acc_stderr,none": 0.02,
+            "acc_norm,none": 0.5,
+            "acc_norm_stderr,none": "N/A",
+            "exact_match,strict": 0.25,
+            "exact_match_stderr,strict": 0.01,
+        }
+    },
     "n-samples": {"qs_task": {"original": 400, "effective": 200}},
 }
 
@@ -36,8 +51,15 @@ def test_sample_count_prefers_effective():
 
 
 def _valid():
-    return {"format": EVAL_FORMAT, "model": "m", "scheme": "bf16", "task": "t", "suite": "s",
-            "metrics": {"acc,none": {"score": 0.5, "stderr": 0.1}}, "n_samples": 10}
+    return {
+        "format": EVAL_FORMAT,
+        "model": "m",
+        "scheme": "bf16",
+        "task": "t",
+        "suite": "s",
+        "metrics": {"acc,none": {"score": 0.5, "stderr": 0.1}},
+        "n_samples": 10,
+    }
 
 
 def test_read_eval_json_roundtrip(tmp_path):
@@ -46,12 +68,15 @@ def test_read_eval_json_roundtrip(tmp_path):
     assert read_eval_json(p)["metrics"]["acc,none"]["score"] == 0.5
 
 
-@pytest.mark.parametrize("content", [
-    json.dumps(_valid())[:40],                       # truncated
-    "",                                               # empty
-    json.dumps({"results": {}}),                      # raw lm-eval file, not ours
-    json.dumps({**_valid(), "metrics": {"acc,none": {"score": "nan"}}}),
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        json.dumps(_valid())[:40],  # truncated
+        "",  # empty
+        json.dumps({"results": {}}),  # raw lm-eval file, not ours
+        json.dumps({**_valid(), "metrics": {"acc,none": {"score": "nan"}}}),
+    ],
+)
 def test_read_eval_json_rejects_broken_files_naming_them(tmp_path, content):
     p = tmp_path / "broken.json"
     p.write_text(content)
@@ -60,20 +85,28 @@ def test_read_eval_json_rejects_broken_files_naming_them(tmp_path, content):
 
 
 def test_group_samples_are_tagged_with_their_subtask_and_subtask_results_kept():
-    from quantstudy.lmeval import flat_samples, subtask_results
+    from quantstudy.evaluate.lmeval import flat_samples, subtask_results
+
     plain = {"samples": {"qs_task": [{"doc_id": 0}]}, "results": {"qs_task": {"acc,none": 1.0}}}
     assert flat_samples(plain, "qs_task") == [{"doc_id": 0}]  # plain tasks: rows as lm-eval wrote them
     assert subtask_results(plain, "qs_task") == {}
-    group = {"samples": {"g_b": [{"doc_id": 0}], "g_a": [{"doc_id": 0}, {"doc_id": 1}]},
-             "results": {"g": {"acc,none": 0.5}, "g_a": {"acc,none": 0.4}, "g_b": {"acc,none": 0.6}}}
-    assert flat_samples(group, "g") == [{"doc_id": 0, "subtask": "g_a"}, {"doc_id": 1, "subtask": "g_a"},
-                                        {"doc_id": 0, "subtask": "g_b"}]
+    group = {
+        "samples": {"g_b": [{"doc_id": 0}], "g_a": [{"doc_id": 0}, {"doc_id": 1}]},
+        "results": {"g": {"acc,none": 0.5}, "g_a": {"acc,none": 0.4}, "g_b": {"acc,none": 0.6}},
+    }
+    assert flat_samples(group, "g") == [
+        {"doc_id": 0, "subtask": "g_a"},
+        {"doc_id": 1, "subtask": "g_a"},
+        {"doc_id": 0, "subtask": "g_b"},
+    ]
     assert subtask_results(group, "g") == {"g_a": {"acc,none": 0.4}, "g_b": {"acc,none": 0.6}}
 
 
 def test_group_sample_count_sums_its_leaves():
     # lm-eval 0.4.13 keys n-samples by leaf task only (e.g. leaderboard_bbh's 24 subtasks).
-    group = {"results": {"g": {}, "g_a": {}, "g_b": {}},
-             "n-samples": {"g_a": {"original": 250, "effective": 5}, "g_b": {"original": 187, "effective": 5}}}
+    group = {
+        "results": {"g": {}, "g_a": {}, "g_b": {}},
+        "n-samples": {"g_a": {"original": 250, "effective": 5}, "g_b": {"original": 187, "effective": 5}},
+    }
     assert sample_count(group, "g") == 10
     assert sample_count({"n-samples": {}}, "g") is None

@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from quantstudy.taskindex import TaskIndex
+from quantstudy.evaluate.taskindex import TaskIndex
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
-_FOUND = sorted(Path(os.environ.get("QUANTSTUDY_VENVS", ROOT / ".venv")).glob(
-    "serve/lib/python*/site-packages/lm_eval/tasks"))
+_FOUND = sorted(
+    Path(os.environ.get("QUANTSTUDY_VENVS", ROOT / ".venv")).glob("serve/lib/python*/site-packages/lm_eval/tasks")
+)
 pytestmark = pytest.mark.skipif(not _FOUND, reason="needs the serve env's lm-eval task YAMLs")
 
 
@@ -22,7 +23,7 @@ def index():
 
 
 def _evaluate_script():
-    spec = importlib.util.spec_from_file_location("evaluate_script", ROOT / "scripts/evaluate.py")
+    spec = importlib.util.spec_from_file_location("evaluate_script", ROOT / "quantstudy/evaluate/evaluate.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -34,8 +35,10 @@ def test_humaneval_tasks_are_confirmed_unsafe_with_code_eval_allowed(index):
         got = ev.unsafe_code_settings(PAPER["tasks"][name]["lm_eval_task"], [_FOUND[0]])
         assert got == {"confirm_run_unsafe_code": True, "env": {"HF_ALLOW_CODE_EVAL": "1"}}, name
     # Tasks that run no code are not confirmed.
-    assert ev.unsafe_code_settings(PAPER["tasks"]["gsm8k-cot"]["lm_eval_task"], [_FOUND[0]]) == \
-        {"confirm_run_unsafe_code": False, "env": {}}
+    assert ev.unsafe_code_settings(PAPER["tasks"]["gsm8k-cot"]["lm_eval_task"], [_FOUND[0]]) == {
+        "confirm_run_unsafe_code": False,
+        "env": {},
+    }
 
 
 def test_humaneval_and_humaneval_plus_share_one_protocol(index):

@@ -5,35 +5,74 @@ import math
 
 import pytest
 
-from quantstudy import atomic
-from quantstudy.perf import (FIELDS, MANIFEST, PERF_FORMAT, bench_args, point_name, point_rows, spread,
-                             split_rows, sweep_rates)
-from quantstudy.tables import read_csv, to_csv
+from quantstudy.core import atomic
+from quantstudy.core.tables import read_csv, to_csv
+from quantstudy.perf.perf import (
+    FIELDS,
+    MANIFEST,
+    PERF_FORMAT,
+    bench_args,
+    point_name,
+    point_rows,
+    split_rows,
+    spread,
+    sweep_rates,
+)
 
 UC = {"prompt_tokens": 64, "output_tokens": 32, "requests": 100, "sync_requests": 10}
 
 
 def raw(rps, e2el, completed=100, concurrency=None, failed=0):
-    return {"request_throughput": rps, "output_throughput": rps * 32, "mean_e2el_ms": e2el, "p99_e2el_ms": 2 * e2el,
-            "mean_ttft_ms": 5.0, "completed": completed, "failed": failed, "max_concurrency": concurrency}
+    return {
+        "request_throughput": rps,
+        "output_throughput": rps * 32,
+        "mean_e2el_ms": e2el,
+        "p99_e2el_ms": 2 * e2el,
+        "mean_ttft_ms": 5.0,
+        "completed": completed,
+        "failed": failed,
+        "max_concurrency": concurrency,
+    }
 
 
 def make_dir(tmp_path, scheme="bf16", runs=None):
     d = tmp_path / scheme
     runs = runs or [
-        ("sync", None, 0, raw(2.0, 500.0, 10, 1)), ("sync", None, 1, raw(4.0, 250.0, 10, 1)),
-        ("async", None, 0, raw(90.0, 900.0)), ("async", None, 1, raw(110.0, 800.0)),
-        ("async", 0.5, 0, raw(50.0, 300.0)), ("async", 0.5, 1, raw(50.0, 300.0)),
+        ("sync", None, 0, raw(2.0, 500.0, 10, 1)),
+        ("sync", None, 1, raw(4.0, 250.0, 10, 1)),
+        ("async", None, 0, raw(90.0, 900.0)),
+        ("async", None, 1, raw(110.0, 800.0)),
+        ("async", 0.5, 0, raw(50.0, 300.0)),
+        ("async", 0.5, 1, raw(50.0, 300.0)),
     ]
     entries = []
     for mode, frac, rep, result in runs:
         name = point_name("chat", mode, rep, frac)
         atomic.write_json(d / name, result)
-        entries.append({"file": name, "use_case": "chat", "mode": mode, "rate_fraction": frac, "repeat": rep,
-                        "request_rate": None if frac is None else frac * 100})
-    atomic.write_json(d / MANIFEST, {"format": PERF_FORMAT, "model": "m", "scheme": scheme, "gpu": "cpu",
-                                     "hardware": "test CPU", "engine": {"dtype": "bfloat16"},
-                                     "vllm_version": "0.0-test", "use_cases": {"chat": UC}, "runs": entries})
+        entries.append(
+            {
+                "file": name,
+                "use_case": "chat",
+                "mode": mode,
+                "rate_fraction": frac,
+                "repeat": rep,
+                "request_rate": None if frac is None else frac * 100,
+            }
+        )
+    atomic.write_json(
+        d / MANIFEST,
+        {
+            "format": PERF_FORMAT,
+            "model": "m",
+            "scheme": scheme,
+            "gpu": "cpu",
+            "hardware": "test CPU",
+            "engine": {"dtype": "bfloat16"},
+            "vllm_version": "0.0-test",
+            "use_cases": {"chat": UC},
+            "runs": entries,
+        },
+    )
     return d
 
 
@@ -90,8 +129,16 @@ def test_spread_of_one_run_has_zero_std_and_empty_input_is_none():
 
 
 def test_bench_args_sync_and_async():
-    common = dict(host="127.0.0.1", port=8000, served_name="m-bf16", tokenizer="/m", use_case=UC,
-                  num_requests=10, seed=3, warmups=4)
+    common = dict(
+        host="127.0.0.1",
+        port=8000,
+        served_name="m-bf16",
+        tokenizer="/m",
+        use_case=UC,
+        num_requests=10,
+        seed=3,
+        warmups=4,
+    )
     sync = bench_args(**common, max_concurrency=1)
     assert sync[sync.index("--max-concurrency") + 1] == "1" and sync[sync.index("--request-rate") + 1] == "inf"
     assert "--ignore-eos" in sync and sync[sync.index("--num-warmups") + 1] == "4"
@@ -107,8 +154,10 @@ def test_perf_json_is_valid_json(tmp_path):
 
 def test_fp8_on_a_gpu_without_fp8_units_is_labelled_what_it_ran(tmp_path):
     """Ampere (A6000, A100) serves FP8 checkpoints weight-only (Marlin): not W8A8-FP8."""
-    import yaml
     from pathlib import Path
+
+    import yaml
+
     paper = yaml.safe_load((Path(__file__).resolve().parents[2] / "config/paper.yaml").read_text())
     ampere = {"cpu": paper["gpu_types"]["a100"]}  # make_dir's gpu is "cpu"
     [row, *_] = point_rows(make_dir(tmp_path, "w8a8-fp"), ampere)

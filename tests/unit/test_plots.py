@@ -9,11 +9,11 @@ import math
 
 import pytest
 
-from quantstudy import plots, reporthtml
-from quantstudy.plots import pareto_front
-
+from quantstudy.report import plots, reporthtml
+from quantstudy.report.plots import pareto_front
 
 # ------------------------------------------------------------------ Pareto front
+
 
 def test_pareto_single_point_is_the_front():
     assert pareto_front([(1.0, 99.0)]) == [True]
@@ -43,14 +43,26 @@ def test_pareto_missing_coordinate_is_never_on_the_front_and_dominates_nothing()
 
 # ------------------------------------------------------------------ summary frames
 
+
 def summary(ci: bool) -> list[dict]:
     """summary.csv rows as csv gives them: strings; blank cells for missing values."""
     rows = []
 
     def add(scheme, level, task, metric, score, rec, lo="", hi="", sig=""):
-        r = {"model": "m", "scheme": scheme, "level": level, "suite": "s", "task": task, "metric": metric,
-             "score": score, "stderr": "0.01", "n": "100", "bf16_score": "", "bf16_stderr": "",
-             "recovery_pct": rec}
+        r = {
+            "model": "m",
+            "scheme": scheme,
+            "level": level,
+            "suite": "s",
+            "task": task,
+            "metric": metric,
+            "score": score,
+            "stderr": "0.01",
+            "n": "100",
+            "bf16_score": "",
+            "bf16_stderr": "",
+            "recovery_pct": rec,
+        }
         if ci:
             r.update(recovery_ci_low=lo, recovery_ci_high=hi, drop_significant=sig, n_paired="100" if lo else "")
         rows.append(r)
@@ -61,11 +73,31 @@ def summary(ci: bool) -> list[dict]:
         add(scheme, "task", "t1", "acc_norm,none", "0.5", "50.0")  # not the primary metric: not drawn
         add(scheme, "task", "t2", "exact_match,strict", "0.8", b, *(("99.0", "103.0", "False") if quant else ()))
         suite_rec = str((float(a) + float(b)) / 2)
-        add(scheme, "suite", "s", "mean(t1:acc,none;t2:exact_match,strict)", "0.65", suite_rec,
-            *(("97.5", "100.5", "False") if quant else ()))
-    rows.append({"model": "m", "scheme": "w8a8-int", "level": "similarity", "suite": "similarity",
-                 "task": "prompts", "metric": "rouge1", "score": "0.9", "stderr": "0.02", "n": "10",
-                 "bf16_score": "", "bf16_stderr": "", "recovery_pct": ""})
+        add(
+            scheme,
+            "suite",
+            "s",
+            "mean(t1:acc,none;t2:exact_match,strict)",
+            "0.65",
+            suite_rec,
+            *(("97.5", "100.5", "False") if quant else ()),
+        )
+    rows.append(
+        {
+            "model": "m",
+            "scheme": "w8a8-int",
+            "level": "similarity",
+            "suite": "similarity",
+            "task": "prompts",
+            "metric": "rouge1",
+            "score": "0.9",
+            "stderr": "0.02",
+            "n": "10",
+            "bf16_score": "",
+            "bf16_stderr": "",
+            "recovery_pct": "",
+        }
+    )
     return rows
 
 
@@ -129,16 +161,35 @@ def test_similarity_bars_from_similarity_rows_only():
 
 # ------------------------------------------------------------------ trade-off panels
 
+
 def perf_rows():
     rows = []
     for scheme, f in (("bf16", 1.0), ("w8a8-int", 2.0), ("w4a16-int", 4.0)):
         for uc, base in (("rag", 1.0), ("chat", 4.0)):
             for mode, m in (("sync", 1.0), ("async", 3.0)):
-                rows.append({"model": "m", "scheme": scheme, "gpu": "h100", "use_case": uc, "mode": mode,
-                             "request_throughput": str(base * f * m), "hardware": "NVIDIA H100 80GB HBM3"})
+                rows.append(
+                    {
+                        "model": "m",
+                        "scheme": scheme,
+                        "gpu": "h100",
+                        "use_case": uc,
+                        "mode": mode,
+                        "request_throughput": str(base * f * m),
+                        "hardware": "NVIDIA H100 80GB HBM3",
+                    }
+                )
     # a use case only bf16 has: left out, so every scheme is summarized over the same use cases
-    rows.append({"model": "m", "scheme": "bf16", "gpu": "h100", "use_case": "summarize", "mode": "sync",
-                 "request_throughput": "0.01", "hardware": "NVIDIA H100 80GB HBM3"})
+    rows.append(
+        {
+            "model": "m",
+            "scheme": "bf16",
+            "gpu": "h100",
+            "use_case": "summarize",
+            "mode": "sync",
+            "request_throughput": "0.01",
+            "hardware": "NVIDIA H100 80GB HBM3",
+        }
+    )
     return rows
 
 
@@ -192,6 +243,7 @@ def test_hardware_labels(tmp_path):
 
 
 # ------------------------------------------------------------------ HTML tables
+
 
 def test_markdown_tables_become_html():
     md = "# T\n\nSome **bold** and `a<b`.\n\n| a | b |\n|---|---|\n| 1 | `x,y` |\n| 2 | 3 |\n\n- one\n- two\n"

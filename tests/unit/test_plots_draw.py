@@ -1,6 +1,6 @@
-"""scripts/plot.py draws valid, deterministic SVG and PNG figures from hand-made CSVs, in
+"""quantstudy/report/figures.py draws valid, deterministic SVG and PNG figures from hand-made CSVs, in
 the analysis env that runs rule `figures` (matplotlib lives there, not in the test runner's
-env; built by `python3 scripts/setup_envs.py analysis`). Covers summary.csv with and without
+env; built by `python3 -m tools.setup_envs analysis`). Covers summary.csv with and without
 the recovery interval columns, and missing perf/cost inputs."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def analysis_python() -> str:
     venvs = Path(os.environ.get("QUANTSTUDY_VENVS", ROOT / ".venv"))
     py = venvs / "analysis" / "bin" / "python"
     if not py.exists():
-        pytest.fail(f"analysis env missing ({py}): build it with `python3 scripts/setup_envs.py analysis`")
+        pytest.fail(f"analysis env missing ({py}): build it with `python3 -m tools.setup_envs analysis`")
     return str(py)
 
 
@@ -37,8 +37,13 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
 
 def plot(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "mpl")}
-    p = subprocess.run([analysis_python(), str(ROOT / "scripts/plot.py"), *args], capture_output=True, text=True,
-                       env=env, timeout=300)
+    p = subprocess.run(
+        [analysis_python(), str(ROOT / "quantstudy/report/figures.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr[-4000:]
     return p
 
@@ -59,19 +64,35 @@ def png_size(path: Path) -> tuple[int, int]:
 @pytest.fixture
 def inputs(tmp_path):
     cost = [dict(r, queries_per_dollar=str(float(r["request_throughput"]) * 3600 / 2.5)) for r in perf_rows()]
-    return {"ci": write_csv(tmp_path / "summary_ci.csv", summary(ci=True)),
-            "noci": write_csv(tmp_path / "summary.csv", summary(ci=False)),
-            "perf": write_csv(tmp_path / "perf.csv", perf_rows()),
-            "cost": write_csv(tmp_path / "cost.csv", cost)}
+    return {
+        "ci": write_csv(tmp_path / "summary_ci.csv", summary(ci=True)),
+        "noci": write_csv(tmp_path / "summary.csv", summary(ci=False)),
+        "perf": write_csv(tmp_path / "perf.csv", perf_rows()),
+        "cost": write_csv(tmp_path / "cost.csv", cost),
+    }
 
 
 def test_svg_figures_are_valid_and_deterministic(tmp_path, inputs):
     outs = {}
     for run in ("a", "b"):
         d = tmp_path / run
-        plot(tmp_path, "--summary", str(inputs["ci"]), "--perf", str(inputs["perf"]), "--cost", str(inputs["cost"]),
-             "--recovery", str(d / "recovery.svg"), "--similarity", str(d / "similarity.svg"), "--throughput", str(d / "tp.svg"),
-             "--cost-figure", str(d / "cost.svg"))
+        plot(
+            tmp_path,
+            "--summary",
+            str(inputs["ci"]),
+            "--perf",
+            str(inputs["perf"]),
+            "--cost",
+            str(inputs["cost"]),
+            "--recovery",
+            str(d / "recovery.svg"),
+            "--similarity",
+            str(d / "similarity.svg"),
+            "--throughput",
+            str(d / "tp.svg"),
+            "--cost-figure",
+            str(d / "cost.svg"),
+        )
         outs[run] = {f.name: f.read_bytes() for f in sorted(d.iterdir())}
     assert sorted(outs["a"]) == ["cost.svg", "recovery.svg", "similarity.svg", "tp.svg"]
     for name, data in outs["a"].items():
@@ -84,8 +105,17 @@ def test_svg_figures_are_valid_and_deterministic(tmp_path, inputs):
 
 
 def test_png_and_no_interval_columns(tmp_path, inputs):
-    p = plot(tmp_path, "--summary", str(inputs["noci"]), "--perf", str(inputs["perf"]),
-             "--recovery", str(tmp_path / "recovery.png"), "--throughput", str(tmp_path / "tp.png"))
+    p = plot(
+        tmp_path,
+        "--summary",
+        str(inputs["noci"]),
+        "--perf",
+        str(inputs["perf"]),
+        "--recovery",
+        str(tmp_path / "recovery.png"),
+        "--throughput",
+        str(tmp_path / "tp.png"),
+    )
     assert "'intervals': False" in p.stderr
     for name in ("recovery.png", "tp.png"):
         w, h = png_size(tmp_path / name)
@@ -93,10 +123,23 @@ def test_png_and_no_interval_columns(tmp_path, inputs):
 
 
 def test_missing_perf_and_cost_still_draw_a_figure_that_says_so(tmp_path, inputs):
-    p = plot(tmp_path, "--summary", str(inputs["noci"]), "--perf", str(tmp_path / "absent.csv"),
-             "--cost", str(tmp_path / "absent2.csv"), "--recovery", str(tmp_path / "r.svg"),
-             "--throughput", str(tmp_path / "tp.svg"), "--cost-figure", str(tmp_path / "c.svg"),
-             "--similarity", str(tmp_path / "s.svg"))
+    p = plot(
+        tmp_path,
+        "--summary",
+        str(inputs["noci"]),
+        "--perf",
+        str(tmp_path / "absent.csv"),
+        "--cost",
+        str(tmp_path / "absent2.csv"),
+        "--recovery",
+        str(tmp_path / "r.svg"),
+        "--throughput",
+        str(tmp_path / "tp.svg"),
+        "--cost-figure",
+        str(tmp_path / "c.svg"),
+        "--similarity",
+        str(tmp_path / "s.svg"),
+    )
     assert "does not exist" in p.stderr and "'panels': 0" in p.stderr
     for name in ("r.svg", "tp.svg", "c.svg", "s.svg"):
         assert svg_size(tmp_path / name)[0] > 0

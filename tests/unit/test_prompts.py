@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from quantstudy.prompts import PromptFileError, load_prompts, prompt_file_problems
-from quantstudy.textsim import config_errors
+from quantstudy.generate.prompts import PromptFileError, load_prompts, prompt_file_problems
+from quantstudy.similarity.textsim import config_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = yaml.safe_load((ROOT / "config/config.yaml").read_text())
@@ -45,13 +45,16 @@ def test_malformed_line_is_named(tmp_path):
         load_prompts(p)
 
 
-@pytest.mark.parametrize("line, words", [
-    ('["a", "b"]', ["JSON object"]),
-    ('{"prompt": "x"}', ["'id'"]),
-    ('{"id": 7, "prompt": "x"}', ["'id'", "7"]),
-    ('{"id": "a"}', ["'prompt'"]),
-    ('{"id": "a", "prompt": "   "}', ["'prompt'", "non-empty"]),
-])
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        ('["a", "b"]', ["JSON object"]),
+        ('{"prompt": "x"}', ["'id'"]),
+        ('{"id": 7, "prompt": "x"}', ["'id'", "7"]),
+        ('{"id": "a"}', ["'prompt'"]),
+        ('{"id": "a", "prompt": "   "}', ["'prompt'", "non-empty"]),
+    ],
+)
 def test_bad_rows(tmp_path, line, words):
     p = write(tmp_path, '{"id": "ok", "prompt": "fine"}\n' + line + "\n")
     [msg] = prompt_file_problems(p)
@@ -98,7 +101,9 @@ def test_config_check_names_key_file_and_line(tmp_path):
 def test_config_check_relative_path_is_shown_as_configured():
     cfg = _cfg(prompt_sets={"fixture-prompts": {"path": "data/prompts/absent.jsonl"}})
     [msg] = config_errors(cfg, ROOT)
-    assert "'prompt_sets.fixture-prompts.path'" in msg and "data/prompts/absent.jsonl: prompt file does not exist" in msg
+    assert (
+        "'prompt_sets.fixture-prompts.path'" in msg and "data/prompts/absent.jsonl: prompt file does not exist" in msg
+    )
     assert str(ROOT) not in msg
 
 
@@ -118,7 +123,7 @@ def test_no_similarity_block_checks_nothing():
 
 
 def test_schema_accepts_default_and_rejects_unknown_similarity_key():
-    from quantstudy.config import schema_errors
+    from quantstudy.core.config import schema_errors
 
     schema = yaml.safe_load((ROOT / "config/schema/config.schema.yaml").read_text())
     assert schema_errors(copy.deepcopy(DEFAULT), schema) == []

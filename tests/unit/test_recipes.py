@@ -2,7 +2,7 @@ from pathlib import Path
 
 import yaml
 
-from quantstudy.recipes import modifier_specs, needs_calibration, quantization_args
+from quantstudy.quantize.recipes import modifier_specs, needs_calibration, quantization_args
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
@@ -13,8 +13,14 @@ def test_fp8_is_round_to_nearest_without_calibration():
     [(name, kw)] = modifier_specs(r)
     assert name == "QuantizationModifier"
     g = kw["config_groups"]["group_0"]
-    assert g["weights"] == {"num_bits": 8, "type": "float", "strategy": "channel", "symmetric": True,
-                            "dynamic": False, "observer": "minmax"}
+    assert g["weights"] == {
+        "num_bits": 8,
+        "type": "float",
+        "strategy": "channel",
+        "symmetric": True,
+        "dynamic": False,
+        "observer": "minmax",
+    }
     assert g["input_activations"]["dynamic"] is True and "observer" not in g["input_activations"]
     assert kw["ignore"] == ["lm_head"]
     assert not needs_calibration(r)
@@ -38,8 +44,9 @@ def test_w4a16_is_weight_only_group_128():
 
 
 def test_group_size_only_when_given():
-    assert "group_size" not in quantization_args({"num_bits": 8, "type": "int", "strategy": "channel",
-                                                  "symmetric": True})
+    assert "group_size" not in quantization_args(
+        {"num_bits": 8, "type": "int", "strategy": "channel", "symmetric": True}
+    )
 
 
 def test_gptq_activation_order_is_always_explicit():
@@ -55,7 +62,8 @@ PAPER = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
 
 
 def _paper(model, scheme):
-    from quantstudy.config import effective_recipe
+    from quantstudy.core.config import effective_recipe
+
     return effective_recipe(PAPER, model, scheme)
 
 

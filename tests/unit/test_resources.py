@@ -1,4 +1,9 @@
-from quantstudy.resources import job_resources, tensor_parallel_size
+import copy
+from pathlib import Path
+
+import yaml
+
+from quantstudy.core.resources import fit_problem, job_resources, route, tensor_parallel_size
 
 CONFIG = {
     "models": {
@@ -7,8 +12,10 @@ CONFIG = {
         "405b": {"path": "x", "gpus": 8, "resources": {"quantize": {"runtime": 1440}}},
         "pinned": {"path": "x", "gpus": 4, "resources": {"evaluate": {"mem_mb": 1000}}},
     },
-    "resources": {"quantize": {"mem_mb": 64000, "runtime": 240, "threads": 16},
-                  "evaluate": {"mem_mb": 32000, "runtime": 120, "threads": 8}},
+    "resources": {
+        "quantize": {"mem_mb": 64000, "runtime": 240, "threads": 16},
+        "evaluate": {"mem_mb": 32000, "runtime": 120, "threads": 8},
+    },
 }
 
 
@@ -36,13 +43,6 @@ def test_tensor_parallel_follows_gpus():
     assert tensor_parallel_size(CONFIG, "cpu") == 1
     assert tensor_parallel_size(CONFIG, "405b") == 8
 
-
-import copy  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import yaml  # noqa: E402
-
-from quantstudy.resources import fit_problem, route  # noqa: E402
 
 PAPER = yaml.safe_load((Path(__file__).resolve().parents[2] / "config/paper.yaml").read_text())
 M8, M70, M405 = "llama-3.1-8b-instruct", "llama-3.1-70b-instruct", "llama-3.1-405b-instruct"
@@ -82,7 +82,8 @@ def test_memory_never_exceeds_the_node_on_any_attempt():
 
 
 def test_a_config_where_nothing_fits_names_the_job_before_any_job():
-    from quantstudy.config import _placement_errors
+    from quantstudy.core.config import _placement_errors
+
     cfg = copy.deepcopy(PAPER)
     cfg["evaluation"]["gpu_types"] = ["a6000", "a100", "h100"]  # no H200
     errs = _placement_errors(cfg, M405)

@@ -1,4 +1,4 @@
-"""The server lifecycle of quantstudy/server.py with a real HTTP server process.
+"""The server lifecycle of quantstudy/core/server.py with a real HTTP server process.
 
 (vLLM itself is covered end to end in tests/e2e/test_perf.py; this checks the process
 handling on a server that starts in a fraction of a second.)
@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from quantstudy import server
+from quantstudy.core import server
 
 
 def http_server(tmp_path, port):
@@ -37,8 +37,10 @@ def gone(pid, timeout=20.0):
 
 def test_started_healthy_then_stopped_and_port_freed(tmp_path):
     port = server.free_port()
-    with server.running(http_server(tmp_path, port), str(tmp_path / "s.log"), port=port,
-                        health_timeout_s=30) as (proc, waited):
+    with server.running(http_server(tmp_path, port), str(tmp_path / "s.log"), port=port, health_timeout_s=30) as (
+        proc,
+        waited,
+    ):
         assert proc.poll() is None and not server.port_is_free(port)
         assert waited < 30
     assert proc.returncode is not None and server.port_is_free(port)
@@ -61,8 +63,12 @@ def test_a_server_that_dies_is_reported_with_its_log(tmp_path):
 
 def test_a_server_that_never_becomes_healthy_times_out(tmp_path):
     with pytest.raises(server.ServerError, match="not healthy"):
-        with server.running([sys.executable, "-c", "import time; time.sleep(60)"], str(tmp_path / "s.log"),
-                            port=server.free_port(), health_timeout_s=1):
+        with server.running(
+            [sys.executable, "-c", "import time; time.sleep(60)"],
+            str(tmp_path / "s.log"),
+            port=server.free_port(),
+            health_timeout_s=1,
+        ):
             pass
 
 
@@ -70,8 +76,10 @@ def test_sigterm_ignored_means_sigkill_after_grace(tmp_path):
     # The child says when it ignores SIGTERM (a line on stdout), so the SIGTERM is sent after
     # that, never before; dying by SIGKILL then proves stop() escalated (by itself the child
     # would sleep 120 s and exit 0).
-    code = ("import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-            "print('ignoring', flush=True); time.sleep(120)")
+    code = (
+        "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ignoring', flush=True); time.sleep(120)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline() == "ignoring\n"
@@ -88,9 +96,8 @@ def test_server_dies_with_a_sigkilled_parent(tmp_path):
     pidfile = tmp_path / "server.pid"
     parent = textwrap.dedent(f"""
         import sys, time
-        sys.path.insert(0, {str(os.getcwd())!r})
-        from quantstudy import server
-        with server.running({http_server(tmp_path, port)!r}, {str(tmp_path / 's.log')!r}, port={port}) as (p, _):
+        from quantstudy.core import server
+        with server.running({http_server(tmp_path, port)!r}, {str(tmp_path / "s.log")!r}, port={port}) as (p, _):
             open({str(pidfile)!r}, "w").write(str(p.pid))
             time.sleep(120)
     """)
@@ -110,8 +117,13 @@ def test_server_dies_with_a_sigkilled_parent(tmp_path):
 
 
 def test_serve_command_flags():
-    cmd = server.serve_command("vllm", "/m", "m-bf16", 8000, {"enforce_eager": True, "max_model_len": 1024,
-                                                            "trust_remote_code": False, "quantization": None})
+    cmd = server.serve_command(
+        "vllm",
+        "/m",
+        "m-bf16",
+        8000,
+        {"enforce_eager": True, "max_model_len": 1024, "trust_remote_code": False, "quantization": None},
+    )
     assert cmd[:3] == ["vllm", "serve", "/m"] and "--enforce-eager" in cmd
     assert cmd[cmd.index("--max-model-len") + 1] == "1024" and "--trust-remote-code" not in cmd
     assert "--quantization" not in cmd and cmd[cmd.index("--host") + 1] == "127.0.0.1"

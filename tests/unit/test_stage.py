@@ -34,7 +34,7 @@ def test_paper_grid_needs_every_model_task_dataset_and_asset():
     assert [i.name for i in kinds["nltk"]] == ["punkt_tab"]
     assert [i.name for i in kinds["prompts"]] == ["arena-hard"]
     # Every dataset of every task: none left out.
-    for name, spec in PAPER["tasks"].items():
+    for name in PAPER["tasks"]:
         assert any(f"tasks.{name}" in i.why.split(", ") for i in kinds["dataset"]), name
 
 
@@ -68,8 +68,7 @@ def test_missing_items_are_named_with_the_command_that_stages_them(tmp_path):
 
 PROBE = r"""
 import os, sys, json
-sys.path.insert(0, ".")
-from quantstudy.runtime import offline_env
+from quantstudy.core.runtime import offline_env
 offline_env()
 from transformers import AutoConfig, AutoTokenizer
 tok = AutoTokenizer.from_pretrained("qs/tiny-llama")
@@ -84,8 +83,14 @@ def test_a_job_reads_a_staged_hub_model_offline_from_the_cache(tmp_path):
     cache (QS_OFFLINE_CACHE, as the workflow exports it) loads the hub id with no network."""
     _hub_model(tmp_path, "qs/tiny-llama", ROOT / "fixtures/tiny-llama")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "QS_"))}
-    p = subprocess.run([str(VENVS / "quantize/bin/python"), "-c", PROBE], cwd=ROOT, capture_output=True, text=True,
-                       env={**env, "QS_OFFLINE_CACHE": str(tmp_path), "QS_HUB_ACCESS": "1"}, timeout=120)
+    p = subprocess.run(
+        [str(VENVS / "quantize/bin/python"), "-c", PROBE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**env, "QS_OFFLINE_CACHE": str(tmp_path), "QS_HUB_ACCESS": "1"},
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     out = json.loads(p.stdout.splitlines()[-1])
     assert out["arch"] == ["LlamaForCausalLM"] and out["offline"] == "1"
@@ -95,8 +100,7 @@ def test_a_job_reads_a_staged_hub_model_offline_from_the_cache(tmp_path):
 STAGE = r"""
 import json, os, sys
 from pathlib import Path
-sys.path[:0] = ["tests/unit", "."]
-import hubstub
+from tests.unit import hubstub
 srv = hubstub.serve({"qs/tiny-llama": Path("fixtures/tiny-llama")})
 os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{srv.server_address[1]}"
 os.environ["HF_HUB_DISABLE_XET"] = "1"
@@ -108,23 +112,37 @@ print(json.dumps({"failures": failures, "missing": [i.label() for i in missing_i
 """
 
 
-@pytest.mark.skipif(not (VENVS / "serve/bin/python").exists() or not (VENVS / "quantize/bin/python").exists(),
-                    reason="needs the serve and quantize envs")
+@pytest.mark.skipif(
+    not (VENVS / "serve/bin/python").exists() or not (VENVS / "quantize/bin/python").exists(),
+    reason="needs the serve and quantize envs",
+)
 def test_staging_from_a_stand_in_hub_then_an_offline_job_reads_only_the_cache(tmp_path):
     """quantstudy.stage against a local server standing in for the hub (127.0.0.1, through
     huggingface_hub's own download path), then a job with no hub at all loads the model."""
     cache = tmp_path / "cache"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "QS_"))}
-    p = subprocess.run([str(VENVS / "serve/bin/python"), "-c", STAGE, str(cache)], cwd=ROOT, capture_output=True,
-                       text=True, env=env, timeout=300)
+    p = subprocess.run(
+        [str(VENVS / "serve/bin/python"), "-c", STAGE, str(cache)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     out = json.loads(p.stdout.splitlines()[-1])
     # The item the stand-in hub lacks is named, the other staged.
     assert len(out["failures"]) == 1 and out["failures"][0].startswith("model qs/not-on-the-hub:"), out
     assert out["missing"] == ["model qs/not-on-the-hub"]
     # Offline, the stand-in gone: the job reads the staged copy.
-    p = subprocess.run([str(VENVS / "quantize/bin/python"), "-c", PROBE], cwd=ROOT, capture_output=True, text=True,
-                       env={**env, "QS_OFFLINE_CACHE": str(cache), "HF_ENDPOINT": "http://127.0.0.1:9"}, timeout=120)
+    p = subprocess.run(
+        [str(VENVS / "quantize/bin/python"), "-c", PROBE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**env, "QS_OFFLINE_CACHE": str(cache), "HF_ENDPOINT": "http://127.0.0.1:9"},
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     assert json.loads(p.stdout.splitlines()[-1])["arch"] == ["LlamaForCausalLM"]
 

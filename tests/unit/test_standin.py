@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from quantstudy.evaluate.taskindex import TaskIndex
 from quantstudy.stage import _dataset_dirname, required_items
-from quantstudy.standin import build_hub, humaneval_problems
-from quantstudy.taskindex import TaskIndex
+from tests.standin import build_hub, humaneval_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 VENVS = Path(os.environ.get("QUANTSTUDY_VENVS", ROOT / ".venv"))
@@ -20,8 +20,16 @@ needs_tasks = pytest.mark.skipif(not _FOUND, reason="needs the serve env's lm-ev
 
 
 def _fake_humaneval(path: Path) -> Path:
-    rows = [{"task_id": f"HumanEval/{i}", "prompt": f"def f{i}():\n", "canonical_solution": "    return 1\n",
-             "test": "def check(c):\n    assert c() == 1\n", "entry_point": f"f{i}"} for i in range(164)]
+    rows = [
+        {
+            "task_id": f"HumanEval/{i}",
+            "prompt": f"def f{i}():\n",
+            "canonical_solution": "    return 1\n",
+            "test": "def check(c):\n    assert c() == 1\n",
+            "entry_point": f"f{i}",
+        }
+        for i in range(164)
+    ]
     path.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
     return path
 

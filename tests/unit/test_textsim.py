@@ -2,7 +2,7 @@
 
 The policy and aggregation are plain Python and run here; the library-backed scores
 (rouge-score, sacrebleu, sentence-transformers, bert-score) run once in the analysis env
-(.venv/analysis, built by `python3 scripts/setup_envs.py analysis`), which also recomputes
+(.venv/analysis, built by `python3 -m tools.setup_envs analysis`), which also recomputes
 STS and BERTScore independently from the encoder's raw outputs.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from quantstudy.textsim import TEXT_METRICS, by_definition, exact_match, mean_and_stderr
+from quantstudy.similarity.textsim import TEXT_METRICS, by_definition, exact_match, mean_and_stderr
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,8 +30,11 @@ CASES = {
     "reversed": ("a b c d", "d c b a", {"rouge1": 1.0, "rougeL": 0.25, "exact_match": 0.0}),
     # n-gram precisions 3/4, 2/3, 1/2 and 0/1 (exp-smoothed to 1/2): BLEU = (3/4*2/3*1/2*1/2)^(1/4).
     # chrF (whitespace dropped: "abcd" vs "abce"): char 1..4-gram P = R = 3/4, 2/3, 1/2, 0 -> mean 23/48.
-    "one_word_off": ("a b c d", "a b c e", {"rouge1": 0.75, "rougeL": 0.75, "bleu": 0.125 ** 0.25,
-                                            "chrf": 23 / 48, "exact_match": 0.0}),
+    "one_word_off": (
+        "a b c d",
+        "a b c e",
+        {"rouge1": 0.75, "rougeL": 0.75, "bleu": 0.125**0.25, "chrf": 23 / 48, "exact_match": 0.0},
+    ),
     # chrF: char 1-grams P = R = 1/2, 2-grams 0 -> 1/4; no shared word.
     "chars": ("ab", "ac", {"rouge1": 0.0, "rougeL": 0.0, "bleu": 0.0, "chrf": 0.25}),
     "both_empty": ("", "", {m: 1.0 for m in TEXT_METRICS}),
@@ -39,16 +42,14 @@ CASES = {
     "blank_vs_text": ("   ", "x", {m: 0.0 for m in TEXT_METRICS}),
     # rouge-score sees no token in either: it would say 0; identical texts score 1 by definition.
     "same_punctuation": ("?!", "?!", {m: 1.0 for m in TEXT_METRICS}),
-    "other_punctuation": ("?!", "...", {"rouge1": 0.0, "rougeL": 0.0, "bleu": 0.0, "chrf": 0.0,
-                                         "exact_match": 0.0}),
+    "other_punctuation": ("?!", "...", {"rouge1": 0.0, "rougeL": 0.0, "bleu": 0.0, "chrf": 0.0, "exact_match": 0.0}),
     "leading_space": (" 0", "0", {m: 1.0 for m in TEXT_METRICS}),
     "close": ("the cat sat on the mat", "the cat sat on a mat", {"exact_match": 0.0}),
 }
 
 PROBE = r"""
 import json, sys
-sys.path.insert(0, sys.argv[1])
-from quantstudy import textsim
+from quantstudy.similarity import textsim
 cases = json.loads(sys.stdin.read())
 pairs = [(c, r) for c, r in cases.values()]
 scores = textsim.score_pairs(pairs, {})
@@ -86,14 +87,15 @@ def scored():
     venvs = Path(os.environ.get("QUANTSTUDY_VENVS", ROOT / ".venv"))
     py = venvs / "analysis" / "bin" / "python"
     if not py.exists():
-        pytest.fail(f"analysis env missing ({py}): build it with `python3 scripts/setup_envs.py analysis`")
+        pytest.fail(f"analysis env missing ({py}): build it with `python3 -m tools.setup_envs analysis`")
     cases = {k: [c, r] for k, (c, r, _) in CASES.items()}
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
-    p = subprocess.run([str(py), "-c", PROBE, str(ROOT)], input=json.dumps(cases), capture_output=True, text=True,
-                       env=env, timeout=600)
+    p = subprocess.run(
+        [str(py), "-c", PROBE, str(ROOT)], input=json.dumps(cases), capture_output=True, text=True, env=env, timeout=600
+    )
     assert p.returncode == 0, p.stderr[-4000:]
     line = next(x for x in p.stdout.splitlines() if x.startswith("RESULT"))
-    return json.loads(line[len("RESULT"):])
+    return json.loads(line[len("RESULT") :])
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -27,4 +27,4 @@ def pass_at_k(references, predictions, k=None):
 
 
 def build_predictions(resps, docs):
-    return [[doc["prompt"] + r for r in resp] for resp, doc in zip(resps, docs)]
+    return [[doc["prompt"] + r for r in resp] for resp, doc in zip(resps, docs, strict=True)]

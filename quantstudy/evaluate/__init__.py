@@ -1,0 +1,1 @@
+"""Stage evaluate (rules/evaluate.smk): one lm-eval task on one checkpoint (vLLM backend)."""

@@ -1,0 +1,457 @@
+"""Serving benchmarks: which `vllm bench serve` points to run, and their results as tables.
+
+Per (model, scheme, gpu) one server answers every use case (prompt/output token lengths):
+- sync: max concurrency 1, one request at a time -> latency (STUDY.md "synchronous");
+- async: every request at once (request rate inf) -> the saturated throughput, then a sweep
+  of Poisson request rates at fractions of that saturated rate (the latency/throughput curve).
+Every point runs `repeats` times with the same seed (same prompts), after warm-up requests
+that are not measured, so the spread across repeats is the run-to-run noise.
+
+The rule's entry point, also run by hand:
+
+    Benchmark one checkpoint served by vLLM: every use case, synchronous and asynchronous.
+
+    Starts `vllm serve` on 127.0.0.1 on a free port, waits for /health, runs `vllm bench
+    serve` (random prompts of the use case's lengths, ignore-eos, fixed seed, warm-up requests
+    excluded) in this process for every point, and stops the server by its process group,
+    also when a benchmark fails or this job is killed. Raw results + manifest.json land in
+    --output (a directory that appears only when every point has run).
+
+    Rule `perf` calls this; to debug one step by hand (serve env):
+
+        .venv/serve/bin/python -m quantstudy.perf.perf --model-dir fixtures/tiny-llama --model tiny-llama \\
+            --scheme bf16 --gpu cpu --use-cases '{"chat": {"prompt_tokens": 64, "output_tokens": 32, \\
+            "requests": 64, "sync_requests": 16}}' --settings '{"repeats": 2, "engine": {"dtype": \\
+            "bfloat16", "max_model_len": 2048, "enforce_eager": true}}' --output /tmp/perf \\
+            --server-log /tmp/perf.server.log
+
+    Each raw JSON records the `vllm bench serve` arguments it ran with, so a point can be
+    re-run by hand against a server with `vllm bench serve <args>`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from quantstudy.core import atomic, cli, server, step
+from quantstudy.core.results import read_result
+from quantstudy.core.runtime import (
+    add_checkpoint_args,
+    checkpoint_error,
+    engine_threads_env,
+    hardware_description,
+    offline_env,
+    package_versions,
+)
+from quantstudy.summary.summary import scheme_key
+
+PERF_FORMAT = "quantstudy.perf/1"
+MANIFEST = "manifest.json"
+PERCENTILE_METRICS = "ttft,tpot,itl,e2el"
+# Raw-result keys averaged over repeats (vllm bench serve's names).
+MEASURES = [
+    "request_throughput",
+    "output_throughput",
+    "total_token_throughput",
+    "mean_ttft_ms",
+    "p99_ttft_ms",
+    "mean_tpot_ms",
+    "p99_tpot_ms",
+    "mean_itl_ms",
+    "p99_itl_ms",
+    "mean_e2el_ms",
+    "p99_e2el_ms",
+]
+# Measures whose run-to-run spread goes in the table too.
+SPREAD = ["request_throughput", "output_throughput", "mean_e2el_ms"]
+FIELDS = (
+    [
+        "model",
+        "scheme",
+        "served_as",
+        "gpu",
+        "hardware",
+        "use_case",
+        "mode",
+        "prompt_tokens",
+        "output_tokens",
+        "request_rate",
+        "rate_fraction",
+        "max_concurrency",
+        "num_requests",
+        "repeats",
+        "failed",
+    ]
+    + [m for m in MEASURES for m in ([m] + ([f"{m}_std", f"{m}_cv"] if m in SPREAD else []))]
+    + ["engine_args", "vllm_version"]
+)
+
+
+def point_name(use_case: str, mode: str, repeat: int, rate_fraction: float | None = None) -> str:
+    """File name (under the perf dir) of one benchmark run."""
+    if mode == "sync":
+        return f"{use_case}/sync-r{repeat}.json"
+    tag = "inf" if rate_fraction is None else f"{rate_fraction:g}x"
+    return f"{use_case}/async-{tag}-r{repeat}.json"
+
+
+def bench_args(
+    *,
+    host: str,
+    port: int,
+    served_name: str,
+    tokenizer: str,
+    use_case: dict,
+    num_requests: int,
+    seed: int,
+    warmups: int,
+    request_rate: float = math.inf,
+    max_concurrency: int | None = None,
+) -> list[str]:
+    """`vllm bench serve` arguments for one point (the same for the CLI and in-process)."""
+    args = [
+        "--backend",
+        "vllm",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--model",
+        served_name,
+        "--served-model-name",
+        served_name,
+        "--tokenizer",
+        tokenizer,
+        "--dataset-name",
+        "random",
+        "--random-input-len",
+        str(use_case["prompt_tokens"]),
+        "--random-output-len",
+        str(use_case["output_tokens"]),
+        "--random-range-ratio",
+        "0",
+        "--ignore-eos",
+        "--num-prompts",
+        str(num_requests),
+        "--seed",
+        str(seed),
+        "--num-warmups",
+        str(warmups),
+        "--request-rate",
+        "inf" if math.isinf(request_rate) else f"{request_rate:.6g}",
+        "--percentile-metrics",
+        PERCENTILE_METRICS,
+        "--metric-percentiles",
+        "50,99",
+        "--disable-tqdm",
+    ]
+    if max_concurrency is not None:
+        args += ["--max-concurrency", str(max_concurrency)]
+    return args
+
+
+def sweep_rates(saturated_rps: float, fractions: list[float]) -> list[tuple[float, float]]:
+    """(fraction, request rate) below the saturated rate, lowest first; none if it is unknown."""
+    if not saturated_rps or saturated_rps <= 0 or not math.isfinite(saturated_rps):
+        return []
+    return [(f, f * saturated_rps) for f in sorted(fractions) if 0 < f < 1]
+
+
+def spread(values: list[float]) -> tuple[float | None, float | None, float | None]:
+    """(mean, sample std, coefficient of variation) of repeated measurements."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return None, None, None
+    mean = statistics.fmean(vals)
+    std = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return mean, std, (std / mean if mean else None)
+
+
+def served_as(scheme: str, gpu_spec: dict | None) -> str:
+    """What the GPU actually runs for `scheme`: without FP8 tensor cores (Ampere: A6000,
+    A100; gpu_types.<g>.fp8: false) vLLM serves an FP8 checkpoint as FP8 weights upcast in a
+    weight-only Marlin kernel, activations in bf16: not W8A8-FP8, and its row says so."""
+    if scheme == "w8a8-fp" and (gpu_spec or {}).get("fp8") is False:
+        return "w8-fp weight-only (Marlin)"
+    return scheme
+
+
+def read_manifest(perf_dir: str | Path) -> dict:
+    return read_result(
+        Path(perf_dir) / MANIFEST, PERF_FORMAT, ("model", "scheme", "gpu", "runs", "engine", "vllm_version"), "perf"
+    )
+
+
+def _rate(run: dict) -> str:
+    r = run.get("request_rate")
+    return "inf" if r is None or (isinstance(r, float) and math.isinf(r)) or r == "inf" else f"{float(r):.4g}"
+
+
+def point_rows(perf_dir: str | Path, gpu_types: dict | None = None) -> list[dict]:
+    """One row per benchmark point (repeats aggregated) of one perf directory; `gpu_types`
+    (config's) labels what each GPU type ran (served_as)."""
+    perf_dir = Path(perf_dir)
+    man = read_manifest(perf_dir)
+    groups: dict[tuple, list[tuple[dict, dict]]] = {}
+    for run in man["runs"]:
+        key = (run["use_case"], run["mode"], run.get("rate_fraction"))
+        path = perf_dir / run["file"]
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: unreadable benchmark result ({e})") from None
+        groups.setdefault(key, []).append((run, raw))
+    rows = []
+    for (use_case, mode, fraction), runs in groups.items():
+        first, raw0 = runs[0]
+        uc = man["use_cases"][use_case]
+        row = {
+            "model": man["model"],
+            "scheme": man["scheme"],
+            "served_as": served_as(man["scheme"], (gpu_types or {}).get(man["gpu"])),
+            "gpu": man["gpu"],
+            "hardware": man.get("hardware"),
+            "use_case": use_case,
+            "mode": mode,
+            "prompt_tokens": uc["prompt_tokens"],
+            "output_tokens": uc["output_tokens"],
+            "request_rate": _rate(first),
+            "rate_fraction": fraction,
+            "max_concurrency": raw0.get("max_concurrency"),
+            "num_requests": raw0.get("completed"),
+            "repeats": len(runs),
+            "failed": sum(int(raw.get("failed") or 0) for _, raw in runs),
+            "engine_args": json.dumps(man["engine"], sort_keys=True),
+            "vllm_version": man["vllm_version"],
+        }
+        for m in MEASURES:
+            mean, std, cv = spread([raw.get(m) for _, raw in runs])
+            row[m] = mean
+            if m in SPREAD:
+                row[f"{m}_std"], row[f"{m}_cv"] = std, cv
+        rows.append(row)
+    return rows
+
+
+def split_rows(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(perf rows: sync + the saturated async point, sweep rows: every async point)."""
+    main = [r for r in rows if r["mode"] == "sync" or r["rate_fraction"] is None]
+    sweep = [r for r in rows if r["mode"] == "async"]
+    key = _order
+    return sorted(main, key=key), sorted(sweep, key=key)
+
+
+def _order(r):
+    return (
+        r["model"],
+        r["gpu"],
+        r["use_case"],
+        r["mode"] != "sync",
+        scheme_key(r["scheme"]),
+        r["rate_fraction"] if r["rate_fraction"] is not None else math.inf,
+    )
+
+
+log = logging.getLogger("perf")
+
+DEFAULTS = {
+    "seed": 0,
+    "repeats": 3,
+    "warmup_requests": 8,
+    "async_rate_fractions": [0.25, 0.5, 0.75],
+    "health_timeout_s": 900,
+    "engine": {},
+    "env": {},
+}
+
+
+class Bench:
+    """`vllm bench serve` run in this process: vLLM is imported once, not once per point."""
+
+    def __init__(self):
+        from vllm.benchmarks.serve import add_cli_args, main
+
+        try:
+            from vllm.utils.argparse_utils import FlexibleArgumentParser
+        except ImportError:  # older vLLM
+            from vllm.utils import FlexibleArgumentParser
+        self._parser = FlexibleArgumentParser(prog="vllm bench serve")
+        add_cli_args(self._parser)
+        self._main = main
+
+    def run(self, args: list[str]) -> dict:
+        result = self._main(self._parser.parse_args(args))
+        if not result or not result.get("completed"):
+            raise RuntimeError(f"vllm bench serve completed no request: {' '.join(args)}")
+        return result
+
+
+def benchmark(model_dir, model, scheme, gpu, use_cases, settings, output, server_log) -> dict:
+    s = {**DEFAULTS, **settings}
+    served = f"{model}-{scheme}"
+    port = server.free_port()
+    vllm = shutil.which("vllm", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    cmd = server.serve_command(vllm or "vllm", model_dir, served, port, {**s["engine"], "seed": s["seed"]})
+    bench = Bench()
+    runs = []
+    started = time.time()
+    with (
+        atomic.directory(output) as tmp,
+        server.running(cmd, server_log, env=dict(os.environ), health_timeout_s=s["health_timeout_s"], port=port) as (
+            _,
+            ready_s,
+        ),
+    ):
+
+        def point(name, mode, uc_name, uc, n, rate=math.inf, fraction=None, concurrency=None, repeat=0):
+            args = bench_args(
+                host="127.0.0.1",
+                port=port,
+                served_name=served,
+                tokenizer=model_dir,
+                use_case=uc,
+                num_requests=n,
+                seed=s["seed"],
+                warmups=s["warmup_requests"],
+                request_rate=rate,
+                max_concurrency=concurrency,
+            )
+            t = time.time()
+            result = bench.run(args)
+            result["quantstudy"] = {
+                "args": args,
+                "use_case": uc_name,
+                "mode": mode,
+                "rate_fraction": fraction,
+                "repeat": repeat,
+                "seconds": round(time.time() - t, 2),
+            }
+            atomic.write_json(tmp / name, result)
+            runs.append(
+                {
+                    "file": name,
+                    "use_case": uc_name,
+                    "mode": mode,
+                    "rate_fraction": fraction,
+                    "repeat": repeat,
+                    "request_rate": None if math.isinf(rate) else rate,
+                }
+            )
+            log.info(
+                "%s %s%s r%d: %.3f req/s, %.1f tok/s, mean e2e %.1f ms (%d requests, %.1f s)",
+                uc_name,
+                mode,
+                "" if fraction is None else f" {fraction:g}x",
+                repeat,
+                result["request_throughput"],
+                result["output_throughput"],
+                result.get("mean_e2el_ms", math.nan),
+                result["completed"],
+                time.time() - t,
+            )
+            return result
+
+        for uc_name, uc in use_cases.items():
+            (tmp / uc_name).mkdir(parents=True, exist_ok=True)
+            for r in range(s["repeats"]):
+                point(
+                    point_name(uc_name, "sync", r),
+                    "sync",
+                    uc_name,
+                    uc,
+                    uc.get("sync_requests", uc["requests"]),
+                    concurrency=1,
+                    repeat=r,
+                )
+            saturated = [
+                point(point_name(uc_name, "async", r), "async", uc_name, uc, uc["requests"], repeat=r)[
+                    "request_throughput"
+                ]
+                for r in range(s["repeats"])
+            ]
+            for fraction, rate in sweep_rates(sum(saturated) / len(saturated), s["async_rate_fractions"]):
+                for r in range(s["repeats"]):
+                    point(
+                        point_name(uc_name, "async", r, fraction),
+                        "async",
+                        uc_name,
+                        uc,
+                        uc["requests"],
+                        rate=rate,
+                        fraction=fraction,
+                        repeat=r,
+                    )
+        manifest = {
+            "format": PERF_FORMAT,
+            "model": model,
+            "scheme": scheme,
+            "gpu": gpu,
+            "checkpoint": model_dir,
+            "hardware": hardware_description(),
+            "engine": s["engine"],
+            "settings": {k: v for k, v in s.items() if k not in ("engine", "env")},
+            "use_cases": use_cases,
+            "server": {"command": cmd, "seconds_to_healthy": round(ready_s, 1)},
+            "vllm_version": package_versions(["vllm"])["vllm"],
+            "versions": package_versions(["vllm", "torch"]),
+            "seconds": round(time.time() - started, 1),
+            "runs": runs,
+        }
+        atomic.write_json(tmp / MANIFEST, manifest)  # last: the directory is complete
+    return manifest
+
+
+def main(argv=None) -> int:
+    ap = cli.parser(__doc__)
+    add_checkpoint_args(ap)
+    ap.add_argument("--gpu", required=True, help="GPU type name (config gpu_types key), for the record")
+    ap.add_argument(
+        "--use-cases", required=True, help="JSON {name: {prompt_tokens, output_tokens, requests, sync_requests}}"
+    )
+    ap.add_argument(
+        "--settings",
+        default="{}",
+        help="the config's performance block (engine, env, seed, repeats, "
+        "warmup_requests, async_rate_fractions) as JSON",
+    )
+    ap.add_argument("--output", required=True, help="output directory (appears only when complete)")
+    ap.add_argument("--server-log", required=True, help="file for the vllm serve output")
+    args = ap.parse_args(argv)
+    settings = json.loads(args.settings)
+    problem = checkpoint_error(args.model_dir, args.scheme)  # named before any engine starts
+    if problem:
+        raise cli.StepError(problem)
+    offline_env(settings.get("env"))
+    engine_threads_env()
+    try:
+        m = benchmark(
+            args.model_dir,
+            args.model,
+            args.scheme,
+            args.gpu,
+            json.loads(args.use_cases),
+            settings,
+            args.output,
+            args.server_log,
+        )
+    except server.ServerError as e:
+        raise cli.StepError(e) from e
+    log.info(
+        "%d benchmark runs in %.0f s (server healthy after %.0f s)",
+        len(m["runs"]),
+        m["seconds"],
+        m["server"]["seconds_to_healthy"],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    step.run(main)  # supervised: a finished step cannot fail in teardown

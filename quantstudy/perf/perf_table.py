@@ -1,0 +1,50 @@
+#!/usr/bin/env python
+"""Collect perf directories (quantstudy/perf/perf.py) into results/perf.csv and results/perf_sweep.csv.
+
+    python -m quantstudy.perf.perf_table results/perf/*/*/* --csv /tmp/perf.csv --sweep-csv /tmp/sweep.csv
+
+perf.csv: one row per (model, scheme, gpu, use_case, mode); sync = max concurrency 1, async =
+the saturated point (request rate inf). perf_sweep.csv: every async point of the sweep.
+Measures are means over repeats; *_std and *_cv give their run-to-run spread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from quantstudy.core import atomic, cli
+from quantstudy.core.tables import to_csv
+from quantstudy.perf.perf import FIELDS, point_rows, split_rows
+
+log = logging.getLogger("perf_table")
+
+
+def main(argv=None) -> int:
+    ap = cli.parser(__doc__)
+    ap.add_argument("perf_dirs", nargs="+", help="directories written by quantstudy/perf/perf.py")
+    ap.add_argument("--csv", required=True)
+    ap.add_argument("--sweep-csv", required=True)
+    ap.add_argument("--gpu-types", default="{}", help="config's gpu_types as JSON (labels served_as)")
+    args = ap.parse_args(argv)
+    try:
+        gpu_types = json.loads(args.gpu_types)
+        rows = [r for d in args.perf_dirs for r in point_rows(d, gpu_types)]
+    except ValueError as e:  # a damaged result is named, never tabulated
+        raise cli.StepError(e) from e
+    main_rows, sweep = split_rows(rows)
+    atomic.write_text(args.sweep_csv, to_csv(sweep, FIELDS))
+    atomic.write_text(args.csv, to_csv(main_rows, FIELDS))
+    worst = max((r["request_throughput_cv"] or 0 for r in main_rows), default=0)
+    log.info(
+        "%d perf rows, %d sweep rows from %d dirs; largest request-throughput CV %.1f%%",
+        len(main_rows),
+        len(sweep),
+        len(args.perf_dirs),
+        worst * 100,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    cli.main(main)

@@ -1,0 +1,1 @@
+"""Stage prepare (rules/prepare.smk): a GGUF model becomes a bf16 safetensors checkpoint."""

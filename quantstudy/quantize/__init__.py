@@ -1,0 +1,1 @@
+"""Stage quantize (rules/quantize.smk): one model, one recipe, one compressed-tensors checkpoint (llmcompressor)."""

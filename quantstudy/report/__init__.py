@@ -1,0 +1,1 @@
+"""Stage report (rules/report.smk): the report's figures and HTML tables."""

@@ -1,0 +1,1 @@
+"""Stage summary (rules/summary.smk): scores, recovery with paired-bootstrap intervals, suites."""
