@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import shlex
 import sys
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from quantstudy.core.config import (
     model_gpu_types,
     model_perf_schemes,
     output_errors,
-    significance_settings as _significance,
     validate_config,
 )
 from quantstudy.core.configload import coerce_overrides, config_file_errors, workdir_note
@@ -199,19 +197,6 @@ def calibration_file(model, scheme):
     return calibration_set(model, scheme).get("path")
 
 
-def calibration_args(model, scheme):
-    spec = calibration_set(model, scheme)
-    if "path" in spec:
-        return f"--calibration {shlex.quote(spec['path'])}"
-    if "hub_dataset" in spec:
-        return (
-            f"--calibration-hub {shlex.quote(spec['hub_dataset'])}"
-            f" --calibration-split {shlex.quote(spec.get('split', 'train'))}"
-            f" --messages-field {shlex.quote(spec.get('messages_field', 'messages'))}"
-        )
-    return ""
-
-
 def job_gpu_type(step, w):
     """The GPU type a job of `step` (quantize, evaluate, ...) runs on. perf: its wildcard; quantize, evaluate
     and generate go to the first type of evaluation.gpu_types they fit (None: no routing)."""
@@ -271,11 +256,6 @@ def prompt_input():
     )
 
 
-def significance_settings():
-    """The bootstrap settings of the summary's recovery intervals, defaults filled in."""
-    return _significance(config)
-
-
 def similarity_outputs():
     """Every similarity JSON of the study ([] without a `similarity:` block)."""
     return expand(SIMILARITY_JSON, model=MODELS, scheme=SCHEMES) if SIMILARITY else []
@@ -287,7 +267,7 @@ def generation_settings(model):
     return {
         "max_tokens": SIMILARITY["max_tokens"],
         "logprobs_top_k": SIMILARITY["logprobs_top_k"],
-        "seed": ev.get("seed", 0),
+        "seed": ev["seed"],  # the evaluations' seed: one per study
         "engine": engine_args(model),
         "env": ev.get("env", {}),
     }
@@ -296,14 +276,6 @@ def generation_settings(model):
 def bf16_generations(w):
     """bf16's generations, which every other scheme is teacher-forced over."""
     return [] if w.scheme == BASELINE else GENERATIONS.format(model=w.model, scheme=BASELINE)
-
-
-def flip_args(w, input):
-    """--flips TASK METRIC BF16_SAMPLES SAMPLES for every task (primary metric)."""
-    return " ".join(
-        "--flips " + " ".join(shlex.quote(x) for x in (task, config["tasks"][task]["metrics"][0], ref, own))
-        for task, ref, own in zip(TASKS, input.reference_samples, input.samples)
-    )
 
 
 def perf_dirs():
@@ -366,8 +338,6 @@ def gguf_input(w):
     return [str(src)] if src else []
 
 
-def gguf_args(w):
-    spec = config["models"][w.model]["gguf"]
-    if "path" in spec:
-        return f"--gguf {shlex.quote(spec['path'])}"
-    return f"--package {shlex.quote(spec['package'])} --file {shlex.quote(spec['file'])}"
+def gguf_source(w):
+    """The model's `gguf:` block as JSON: {path} or {package, file}."""
+    return json.dumps(config["models"][w.model]["gguf"], sort_keys=True)

@@ -27,13 +27,8 @@ rule evaluate:
         task_spec=lambda w: json.dumps(config["tasks"][w.task], sort_keys=True),
         model_dir=lambda w: model_dir(w.model, w.scheme),
         evaluation=lambda w: evaluation_settings(w.model, w.task),
-        include_path=lambda w: (
-            f"--include-path {shlex.quote(config['evaluation']['task_include_path'])}"
-            if config["evaluation"].get("task_include_path")
-            else ""
-        ),
     shell:
         "$QS_PYTHON_SERVE -m quantstudy.evaluate.evaluate --model-dir {params.model_dir:q} --model {wildcards.model:q}"
         " --scheme {wildcards.scheme:q} --task {wildcards.task:q} --task-spec {params.task_spec:q}"
-        " --evaluation {params.evaluation:q} {params.include_path}"
+        " --evaluation {params.evaluation:q}"
         " --output {output.json:q} --samples {output.samples:q} > {log:q} 2>&1"

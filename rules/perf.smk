@@ -100,7 +100,7 @@ if PERFORMANCE:
             mem_mb=1000,
             runtime=10,
         params:
-            floor=config.get("guideline", {}).get("recovery_floor_pct", 99.0),
+            floor=config["guideline"]["recovery_floor_pct"],
             suites=json.dumps(config.get("guideline", {}).get("suites", [])),
         shell:
             "$QS_PYTHON_ANALYSIS -m quantstudy.perf.guideline --cost {input.cost:q} --summary {input.summary:q}"

@@ -22,8 +22,8 @@ rule prepare_model:
         mem_mb=lambda w, attempt: job_res("prepare_model", w, attempt)["mem_mb"],
         runtime=lambda w, attempt: job_res("prepare_model", w, attempt)["runtime"],
     params:
-        source=gguf_args,
-        check_prompt=lambda w: config["models"][w.model].get("check_prompt", "What is the capital of France?"),
+        source=gguf_source,
+        check_prompt=lambda w: config["models"][w.model]["check_prompt"],
     shell:
-        "$QS_PYTHON_QUANTIZE -m quantstudy.prepare.prepare_model {params.source} --output {output:q}"
+        "$QS_PYTHON_QUANTIZE -m quantstudy.prepare.prepare_model --source {params.source:q} --output {output:q}"
         " --check-prompt {params.check_prompt:q} --threads {threads} > {log:q} 2>&1"

@@ -28,8 +28,8 @@ rule quantize:
         base=lambda w: config["models"][w.model]["path"],
         # The whole effective recipe: editing one scheme's recipe reruns that branch only.
         recipe=lambda w: json.dumps(recipe(w.model, w.scheme), sort_keys=True),
-        calibration=lambda w: calibration_args(w.model, w.scheme),
+        calibration_set=lambda w: json.dumps(calibration_set(w.model, w.scheme), sort_keys=True),
     shell:
         "$QS_PYTHON_QUANTIZE -m quantstudy.quantize.quantize --model-dir {params.base:q} --scheme {wildcards.scheme:q}"
-        " --recipe {params.recipe:q} {params.calibration} --output {output:q} --threads {threads}"
+        " --recipe {params.recipe:q} --calibration-set {params.calibration_set:q} --output {output:q} --threads {threads}"
         " > {log:q} 2>&1"

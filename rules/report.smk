@@ -55,10 +55,9 @@ rule figures:
     resources:
         mem_mb=2000,
         runtime=10,
-    params:
-        perf_args=lambda w, input: " ".join(f"--{k} {shlex.quote(f)}" for k in ("perf", "cost") for f in input[k]),
     shell:
-        "$QS_PYTHON_ANALYSIS -m quantstudy.report.figures --summary {input.summary:q} {params.perf_args}"
+        "$QS_PYTHON_ANALYSIS -m quantstudy.report.figures --summary {input.summary:q}"
+        " --perf {input.perf:q} --cost {input.cost:q}"
         " --recovery {output.recovery:q} --similarity {output.similarity:q}"
         " --throughput {output.throughput:q}"
         " --cost-figure {output.cost:q} > {log:q} 2>&1"
@@ -100,9 +99,8 @@ rule report_tables:
     resources:
         mem_mb=1000,
         runtime=10,
-    params:
-        guideline_arg=lambda w, input: (" ".join(f"--guideline {shlex.quote(f)}" for f in input.guideline)),
     shell:
-        "$QS_PYTHON_ANALYSIS -m quantstudy.report.report_tables --summary {input.summary:q} {params.guideline_arg}"
+        "$QS_PYTHON_ANALYSIS -m quantstudy.report.report_tables --summary {input.summary:q}"
+        " --guideline {input.guideline:q}"
         " --recovery {output.recovery:q} --similarity {output.similarity:q}"
         " --guideline-html {output.guideline:q} > {log:q} 2>&1"

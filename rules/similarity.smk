@@ -32,10 +32,12 @@ if SIMILARITY:
             runtime=lambda w, attempt: job_res("similarity", w, attempt)["runtime"],
         params:
             settings=json.dumps(SIMILARITY, sort_keys=True),
-            flips=flip_args,
+            # [task, primary metric] per task, in the order of the samples inputs.
+            flip_tasks=json.dumps([[t, config["tasks"][t]["metrics"][0]] for t in TASKS]),
         shell:
             "$QS_PYTHON_ANALYSIS -m quantstudy.similarity.similarity --model {wildcards.model:q} --scheme {wildcards.scheme:q}"
             " --generations {input.generations:q} --reference {input.reference:q}"
             " --logprobs {input.logprobs:q} --reference-logprobs {input.reference_logprobs:q}"
-            " --meta {input.meta:q} {params.flips} --settings {params.settings:q}"
+            " --meta {input.meta:q} --flip-tasks {params.flip_tasks:q} --reference-samples {input.reference_samples:q}"
+            " --samples {input.samples:q} --settings {params.settings:q}"
             " --output {output:q} --threads {threads} > {log:q} 2>&1"

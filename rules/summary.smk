@@ -29,7 +29,7 @@ rule summary:
         runtime=10,
     params:
         skipped=json.dumps(config.get("skipped_tasks", {}), sort_keys=True),
-        significance=significance_settings(),
+        significance=json.dumps(config["significance"], sort_keys=True),
         normalize=json.dumps(
             {t: s["normalize"] for t, s in config["tasks"].items() if s.get("normalize")},
             sort_keys=True,
@@ -38,6 +38,5 @@ rule summary:
         "$QS_PYTHON_ANALYSIS -m quantstudy.summary.summary {input.evals:q} --csv {output.csv:q} --md {output.md:q}"
         " --similarity {input.similarity:q} --skipped {params.skipped:q}"
         " --samples {input.samples:q} --normalize {params.normalize:q}"
-        " --bootstrap-seed {params.significance[seed]} --bootstrap-resamples {params.significance[n_resamples]}"
-        " --confidence {params.significance[confidence]}"
+        " --significance {params.significance:q}"
         " > {log:q} 2>&1"

@@ -14,10 +14,6 @@ from pathlib import Path
 
 BASELINE = "bf16"
 QUANTIZED_SCHEMES = ("w8a8-fp", "w8a8-int", "w4a16-int")
-# Paired-bootstrap settings of the summary's recovery intervals (config `significance`;
-# the schema's defaults equal these, a unit test checks it). Here, not in bootstrap.py,
-# so the Snakefile reads them without importing numpy.
-SIGNIFICANCE_DEFAULTS = {"seed": 0, "n_resamples": 1000, "confidence": 0.95}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -38,6 +34,42 @@ def schema_errors(config: dict, schema: dict) -> list[str]:
         err = _deepest(err)
         out.append(f"config key '{_key(err.absolute_path)}': {err.message}")
     return out
+
+
+def fill_defaults(config, schema: dict, _node: dict | None = None):
+    """Every `default:` of the schema written into the config, in place, once, at validation:
+    the schema is the one place a default lives, and every rule and step reads a complete
+    config. Follows properties, $ref, additionalProperties (maps such as tasks.<name>) and
+    array items; an absent block gets its own default (e.g. `significance: {}`) and then its
+    keys' defaults. Run only on a config that passed the schema (its shapes are right)."""
+    node = _resolve(schema, _node if _node is not None else schema)
+    if isinstance(config, dict):
+        props = node.get("properties", {})
+        for key, sub in props.items():
+            sub = _resolve(schema, sub)
+            if key not in config and "default" in sub:
+                config[key] = copy.deepcopy(sub["default"])
+            if key in config:
+                fill_defaults(config[key], schema, sub)
+        extra = node.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key, value in config.items():
+                if key not in props:
+                    fill_defaults(value, schema, extra)
+    elif isinstance(config, list) and isinstance(node.get("items"), dict):
+        for item in config:
+            fill_defaults(item, schema, node["items"])
+    return config
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    """A schema node with its local $ref ("#/$defs/...") followed; its own keys win."""
+    while isinstance(node, dict) and "$ref" in node:
+        target = schema
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return node
 
 
 def _deepest(err):
@@ -701,6 +733,8 @@ def validate_config(
     errs = schema_errors(config, schema)
     if not errs:
         errs = recipe_override_errors(config, schema)
+    if not errs:
+        fill_defaults(config, schema)
     notes: list[str] = []
     if not errs:  # cross-field checks assume the structure is sound
         errs = semantic_errors(config, Path(workdir), notes, gguf_site_dirs) + task_errors(
@@ -710,8 +744,3 @@ def validate_config(
         errs = list(dict.fromkeys(errs))  # a per-model check may repeat a message
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(errs))
     return list(dict.fromkeys(notes))
-
-
-def significance_settings(config: dict) -> dict:
-    """The config's `significance` block with defaults filled in."""
-    return {**SIGNIFICANCE_DEFAULTS, **(config.get("significance") or {})}

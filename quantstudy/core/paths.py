@@ -53,5 +53,5 @@ REPORT_OUTPUTS = [
     TABLE_SIMILARITY,
     TABLE_GUIDELINE,
 ]
-# `snakemake --report` writes it here by convention (README).
+# `snakemake --report` writes it here by convention (docs/running.md).
 REPORT_HTML = RESULTS + "/report.html"

@@ -4,14 +4,17 @@
 Rule `evaluate` calls this; to debug one step by hand (serve env):
 
     .venv/serve/bin/python -m quantstudy.evaluate.evaluate --model-dir fixtures/tiny-llama --model tiny-llama \\
-        --scheme bf16 --task count_letter --task-spec '{"lm_eval_task": "qs_count_letter", \\
-        "suite": "fixture", "metrics": ["acc,none"]}' --include-path data/tasks/fixture \\
-        --output /tmp/e.json --samples /tmp/e.samples.jsonl
+        --scheme bf16 --task count_letter --task-spec '{"lm_eval_task": "qs_count_letter", "suite": "fixture",
+        "metrics": ["acc,none"], "num_fewshot": 0, "apply_chat_template": false, "fewshot_as_multiturn": false}' \\
+        --evaluation '{"task_include_path": "data/tasks/fixture", "batch_size": "auto", "seed": 1234,
+        "limit": null, "engine": {"max_model_len": 512}}' --output /tmp/e.json --samples /tmp/e.samples.jsonl
+
+Both JSON arguments are complete, as the rule passes them: config validation fills every
+default from config/schema/config.schema.yaml, the one place a default lives.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -34,13 +37,13 @@ def settings_from(spec: dict, evaluation: dict) -> dict:
     """The exact lm-eval settings of one run (recorded in the output)."""
     return {
         "lm_eval_task": spec["lm_eval_task"],
-        "num_fewshot": spec.get("num_fewshot", 0),
-        "apply_chat_template": spec.get("apply_chat_template", False),
-        "fewshot_as_multiturn": spec.get("fewshot_as_multiturn", False),
+        "num_fewshot": spec["num_fewshot"],
+        "apply_chat_template": spec["apply_chat_template"],
+        "fewshot_as_multiturn": spec["fewshot_as_multiturn"],
         "gen_kwargs": spec.get("gen_kwargs"),
-        "batch_size": evaluation.get("batch_size", "auto"),
-        "limit": evaluation.get("limit"),
-        "seed": evaluation.get("seed", 1234),
+        "batch_size": evaluation["batch_size"],
+        "limit": evaluation["limit"],
+        "seed": evaluation["seed"],
         "engine": evaluation.get("engine", {}),
         "backend": "vllm",
     }
@@ -135,13 +138,17 @@ def main(argv=None) -> int:
     ap = cli.parser(__doc__)
     add_checkpoint_args(ap)
     ap.add_argument("--task", required=True, help="task name (config key)")
-    ap.add_argument("--task-spec", required=True, help="the task's config entry as JSON")
-    ap.add_argument("--evaluation", default="{}", help="the config's evaluation block as JSON")
-    ap.add_argument("--include-path", help="folder of local lm-eval task YAMLs")
+    ap.add_argument("--task-spec", type=cli.json_arg, required=True, help="the task's config entry as JSON")
+    ap.add_argument(
+        "--evaluation",
+        type=cli.json_arg,
+        required=True,
+        help="the config's evaluation block as JSON (task_include_path: the local lm-eval task YAMLs)",
+    )
     ap.add_argument("--output", required=True, help="eval JSON (written atomically)")
     ap.add_argument("--samples", required=True, help="per-item samples JSONL (written atomically)")
     args = ap.parse_args(argv)
-    evaluation = json.loads(args.evaluation)
+    evaluation = args.evaluation
     problem = checkpoint_error(args.model_dir, args.scheme)  # named before any engine starts
     if problem:
         raise cli.StepError(problem)
@@ -152,9 +159,9 @@ def main(argv=None) -> int:
         args.model,
         args.scheme,
         args.task,
-        json.loads(args.task_spec),
+        args.task_spec,
         evaluation,
-        args.include_path,
+        evaluation["task_include_path"],
         args.output,
         args.samples,
     )

@@ -53,7 +53,7 @@ def generate(model_dir, model, scheme, prompts, settings, reference_rows, output
     engine = dict(settings.get("engine", {}))
     top_k = int(settings["logprobs_top_k"])
     engine.setdefault("max_logprobs", top_k)  # vLLM refuses larger top-k requests (default 20)
-    llm = LLM(model=model_dir, seed=settings.get("seed", 0), **engine)
+    llm = LLM(model=model_dir, seed=settings["seed"], **engine)
     vocab = llm.llm_engine.model_config.get_vocab_size()
     k = min(top_k, vocab)
     log.info(
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     ap = cli.parser(__doc__)
     add_checkpoint_args(ap)
     ap.add_argument("--prompts", required=True, help='prompt JSONL ({"id", "prompt"} per line)')
-    ap.add_argument("--reference", help="bf16's generations JSONL (every scheme but bf16 itself)")
+    ap.add_argument("--reference", nargs="?", help="bf16's generations JSONL (every scheme but bf16 itself)")
     ap.add_argument(
         "--settings", required=True, help="JSON: max_tokens, logprobs_top_k, seed, engine (vLLM args), env (variables)"
     )

@@ -2,7 +2,7 @@
 
 queries per dollar = request throughput (req/s) x 3600 / (price per GPU-hour x GPUs)
 cost reduction     = a scheme's queries per dollar / bf16's, same (model, gpu, use case, mode)
-(STUDY.md: "queries per dollar from on-demand GPU prices; cost reduction is the ratio to
+(the paper: "queries per dollar from on-demand GPU prices; cost reduction is the ratio to
 bf16"). sync throughput is one request at a time (1 / latency); async is the saturated
 rate. A model on the CPU (gpus: 0) is priced as one unit of the `gpu_types` price.
 

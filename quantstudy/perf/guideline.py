@@ -34,7 +34,6 @@ from quantstudy.core.config import BASELINE
 from quantstudy.core.tables import read_csv, to_csv
 from quantstudy.summary.summary import scheme_key
 
-DEFAULT_FLOOR_PCT = 99.0
 FIELDS = [
     "model",
     "gpu",
@@ -81,7 +80,7 @@ def _num(x):
     return x if math.isfinite(x) else None
 
 
-def recommend(cost_rows: list[dict], recovery: dict, floor_pct: float = DEFAULT_FLOOR_PCT) -> list[dict]:
+def recommend(cost_rows: list[dict], recovery: dict, floor_pct: float) -> list[dict]:
     """One guideline row per (model, gpu, mode, use case) in the cost table."""
     groups: dict[tuple, dict] = {}
     for c in cost_rows:
@@ -194,7 +193,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cost", required=True, help="cost.csv (quantstudy/perf/cost.py)")
     ap.add_argument("--summary", required=True, help="summary.csv (quantstudy/summary/summary.py)")
     ap.add_argument("--perf", help="perf.csv, for the hardware each GPU type ran on (optional)")
-    ap.add_argument("--floor", type=float, default=DEFAULT_FLOOR_PCT, help="recovery floor in %%")
+    ap.add_argument(
+        "--floor", type=float, required=True, help="recovery floor in %% (config guideline.recovery_floor_pct)"
+    )
     ap.add_argument("--suites", default="[]", help="JSON list of suites the floor applies to ([] = all)")
     ap.add_argument("--csv", required=True)
     ap.add_argument("--md", required=True)

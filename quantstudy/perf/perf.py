@@ -1,7 +1,7 @@
 """Serving benchmarks: which `vllm bench serve` points to run, and their results as tables.
 
 Per (model, scheme, gpu) one server answers every use case (prompt/output token lengths):
-- sync: max concurrency 1, one request at a time -> latency (STUDY.md "synchronous");
+- sync: max concurrency 1, one request at a time -> latency (the paper's "synchronous");
 - async: every request at once (request rate inf) -> the saturated throughput, then a sweep
   of Poisson request rates at fractions of that saturated rate (the latency/throughput curve).
 Every point runs `repeats` times with the same seed (same prompts), after warm-up requests
@@ -262,16 +262,6 @@ def _order(r):
 
 log = logging.getLogger("perf")
 
-DEFAULTS = {
-    "seed": 0,
-    "repeats": 3,
-    "warmup_requests": 8,
-    "async_rate_fractions": [0.25, 0.5, 0.75],
-    "health_timeout_s": 900,
-    "engine": {},
-    "env": {},
-}
-
 
 class Bench:
     """`vllm bench serve` run in this process: vLLM is imported once, not once per point."""
@@ -295,7 +285,7 @@ class Bench:
 
 
 def benchmark(model_dir, model, scheme, gpu, use_cases, settings, output, server_log) -> dict:
-    s = {**DEFAULTS, **settings}
+    s = settings  # the config's performance block, defaults filled from the schema
     served = f"{model}-{scheme}"
     port = server.free_port()
     vllm = shutil.which("vllm", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))

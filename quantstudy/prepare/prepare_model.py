@@ -3,7 +3,7 @@
 
 Rule `prepare_model` calls this; by hand (quantize env):
 
-    .venv/quantize/bin/python -m quantstudy.prepare.prepare_model --gguf path/to/model.gguf --output models/mymodel
+    .venv/quantize/bin/python -m quantstudy.prepare.prepare_model --source '{"path": "path/to/model.gguf"}' --output models/mymodel
 """
 
 from __future__ import annotations
@@ -21,10 +21,13 @@ log = logging.getLogger("prepare_model")
 
 def main(argv=None) -> int:
     ap = cli.parser(__doc__)
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--gguf", help="the GGUF file")
-    src.add_argument("--package", help="an installed package holding the GGUF file (read, never imported)")
-    ap.add_argument("--file", help="with --package: the GGUF file's name in the package folder")
+    ap.add_argument(
+        "--source",
+        type=cli.json_arg,
+        required=True,
+        help='JSON, the config\'s models.<m>.gguf: {"path": GGUF file} or {"package": an installed package '
+        'holding it (read, never imported), "file": its name there}',
+    )
     ap.add_argument("--output", required=True, help="checkpoint directory to write (atomically)")
     ap.add_argument(
         "--check-prompt",
@@ -33,15 +36,18 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args(argv)
-    if args.package:
+    gguf = args.source.get("path")
+    if "package" in args.source:
         import importlib.util
 
-        spec = importlib.util.find_spec(args.package)  # locates the folder; nothing is imported
+        spec = importlib.util.find_spec(args.source["package"])  # locates the folder; nothing is imported
         if spec is None or not spec.submodule_search_locations:
-            raise cli.StepError(f"package '{args.package}' (models.<m>.gguf.package) is not installed in this env")
-        args.gguf = str(Path(spec.submodule_search_locations[0]) / (args.file or ""))
-    if not Path(args.gguf).is_file():
-        raise cli.StepError(f"GGUF file '{args.gguf}' does not exist")
+            raise cli.StepError(
+                f"package '{args.source['package']}' (models.<m>.gguf.package) is not installed in this env"
+            )
+        gguf = str(Path(spec.submodule_search_locations[0]) / args.source["file"])
+    if not gguf or not Path(gguf).is_file():
+        raise cli.StepError(f"GGUF file '{gguf}' does not exist")
     offline_env()
     import torch
 
@@ -49,7 +55,7 @@ def main(argv=None) -> int:
     from quantstudy.prepare.dequantize import prepare
 
     started = time.time()
-    meta = prepare(args.gguf, args.output, args.check_prompt or None)
+    meta = prepare(gguf, args.output, args.check_prompt or None)
     log.info(
         "wrote %s: %d parameters, answer to %r: %r, in %.1f s",
         args.output,

@@ -12,6 +12,9 @@ from pathlib import Path
 
 from quantstudy.generate.prompts import MAX_REPORTED, jsonl_lines
 
+# A hub calibration set's split and chat field when the config leaves them out.
+HUB_DEFAULTS = {"split": "train", "messages_field": "messages"}
+
 
 def calibration_file_problems(path: str | Path, num_samples: int | None = None, field: str = "messages") -> list[str]:
     """Every problem of a calibration file, each as 'FILE[:LINE]: what is wrong'; [] if usable."""

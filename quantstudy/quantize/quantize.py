@@ -4,7 +4,7 @@
 Rule `quantize` calls this; to debug one step by hand (quantize env):
 
     .venv/quantize/bin/python -m quantstudy.quantize.quantize --model-dir fixtures/tiny-llama \\
-        --scheme w4a16-int --recipe "$(cat recipe.json)" --calibration data/calibration/fixture_chat.jsonl \\
+        --scheme w4a16-int --recipe "$(cat recipe.json)" --calibration-set '{"path": "data/calibration/fixture_chat.jsonl"}' \\
         --output /tmp/w4a16
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 from quantstudy.core import atomic, cli, step
 from quantstudy.core.checkpoint import CheckpointError, check_checkpoint
 from quantstudy.core.runtime import offline_env, package_versions
+from quantstudy.quantize.calibration import HUB_DEFAULTS
 from quantstudy.quantize.recipes import modifier_specs, needs_calibration
 
 log = logging.getLogger("quantize")
@@ -106,18 +107,14 @@ def quantize(
         cal = recipe["calibration"]
         if calibration is not None:
             texts = load_calibration_texts(
-                calibration, tokenizer, cal["num_samples"], cal.get("seed", 0), cal.get("chat_template", True)
+                calibration, tokenizer, cal["num_samples"], cal["seed"], cal["chat_template"]
             )
         elif hub is not None:
-            texts = load_hub_calibration_texts(
-                *hub, tokenizer, cal["num_samples"], cal.get("seed", 0), cal.get("chat_template", True)
-            )
+            texts = load_hub_calibration_texts(*hub, tokenizer, cal["num_samples"], cal["seed"], cal["chat_template"])
             calibration = f"hub:{hub[0]}[{hub[1]}]"
         else:
-            raise cli.StepError(
-                f"scheme {scheme}: the recipe needs calibration data: give --calibration or --calibration-hub"
-            )
-        features = calibration_features(texts, tokenizer, cal["max_seq_length"], cal.get("chat_template", True))
+            raise cli.StepError(f"scheme {scheme}: the recipe needs calibration data: give --calibration-set")
+        features = calibration_features(texts, tokenizer, cal["max_seq_length"], cal["chat_template"])
         kwargs = dict(
             dataset=Dataset.from_dict(features),
             num_calibration_samples=len(texts),
@@ -149,15 +146,29 @@ def quantize(
     return meta
 
 
+def hub_source(spec: dict) -> tuple[str, str, str]:
+    """(dataset id, split, messages field) of a hub calibration set; split and field default
+    here, the one place (the schema cannot: they do not apply to a local file)."""
+    return (
+        spec["hub_dataset"],
+        spec.get("split", HUB_DEFAULTS["split"]),
+        spec.get("messages_field", HUB_DEFAULTS["messages_field"]),
+    )
+
+
 def main(argv=None) -> int:
     ap = cli.parser(__doc__)
     ap.add_argument("--model-dir", required=True, help="base checkpoint directory (bf16)")
     ap.add_argument("--scheme", required=True, help="scheme name, e.g. w4a16-int")
     ap.add_argument("--recipe", required=True, help="recipe as JSON (the config's recipes.<scheme>, merged)")
-    ap.add_argument("--calibration", help="calibration JSONL ({'messages': [...]} per line)")
-    ap.add_argument("--calibration-hub", help="hub dataset id instead of a file (needs hub access)")
-    ap.add_argument("--calibration-split", default="train")
-    ap.add_argument("--messages-field", default="messages")
+    ap.add_argument(
+        "--calibration-set",
+        type=cli.json_arg,
+        default={},
+        help="JSON: the recipe's calibration set (config calibration_sets.<name>): "
+        '{"path": JSONL of {"messages": [...]} per line} or {"hub_dataset": id, "split", "messages_field"}; '
+        "{} for a recipe without calibration",
+    )
     ap.add_argument("--output", required=True, help="output checkpoint directory (written atomically)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args(argv)
@@ -167,8 +178,9 @@ def main(argv=None) -> int:
     except CheckpointError as e:
         raise cli.StepError(e) from e
     offline_env()
-    hub = (args.calibration_hub, args.calibration_split, args.messages_field) if args.calibration_hub else None
-    quantize(args.model_dir, args.scheme, json.loads(args.recipe), args.calibration, args.output, args.threads, hub)
+    spec = args.calibration_set
+    hub = hub_source(spec) if "hub_dataset" in spec else None
+    quantize(args.model_dir, args.scheme, json.loads(args.recipe), spec.get("path"), args.output, args.threads, hub)
     return 0
 
 

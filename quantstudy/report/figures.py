@@ -33,8 +33,8 @@ def _rows(path):
 def main(argv=None) -> int:
     ap = cli.parser(__doc__)
     ap.add_argument("--summary", required=True, help="results/summary.csv")
-    ap.add_argument("--perf", help="results/perf.csv (one row per model, scheme, gpu, use case, mode)")
-    ap.add_argument("--cost", help="results/cost.csv (queries per dollar per perf row)")
+    ap.add_argument("--perf", nargs="?", help="results/perf.csv (one row per model, scheme, gpu, use case, mode)")
+    ap.add_argument("--cost", nargs="?", help="results/cost.csv (queries per dollar per perf row)")
     ap.add_argument("--recovery", required=True, help="output: recovery bars per task/suite and scheme")
     ap.add_argument("--similarity", help="output: similarity of each scheme's answers to bf16's")
     ap.add_argument("--throughput", help="output: accuracy vs request throughput")

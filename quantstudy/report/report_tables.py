@@ -21,7 +21,7 @@ log = logging.getLogger("report_tables")
 def main(argv=None) -> int:
     ap = cli.parser(__doc__)
     ap.add_argument("--summary", required=True, help="results/summary.csv")
-    ap.add_argument("--guideline", help="results/guideline.md (the deployment guideline)")
+    ap.add_argument("--guideline", nargs="?", help="results/guideline.md (the deployment guideline)")
     ap.add_argument("--recovery", required=True, help="output: scores and recovery per model, task and suite")
     ap.add_argument("--similarity", required=True, help="output: drift from bf16 (similarity, KL, flips)")
     ap.add_argument("--guideline-html", help="output: the guideline as HTML")

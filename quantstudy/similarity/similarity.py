@@ -12,9 +12,10 @@ Rule `similarity` calls this; to debug one step by hand (analysis env):
         --logprobs results/generations/tiny-llama/w8a8-fp.logprobs.jsonl \\
         --reference-logprobs results/generations/tiny-llama/bf16.logprobs.jsonl \\
         --meta results/generations/tiny-llama/w8a8-fp.meta.json \\
-        --flips reverse exact_match,strict results/eval/tiny-llama/bf16/reverse.samples.jsonl \\
-                results/eval/tiny-llama/w8a8-fp/reverse.samples.jsonl \\
-        --settings '{}' --output /tmp/s.json
+        --flip-tasks '[["reverse", "exact_match,strict"]]' \\
+        --reference-samples results/eval/tiny-llama/bf16/reverse.samples.jsonl \\
+        --samples results/eval/tiny-llama/w8a8-fp/reverse.samples.jsonl \\
+        --settings "$(cat similarity.json)" --output /tmp/s.json   # the config's similarity block, complete
 """
 
 from __future__ import annotations
@@ -94,13 +95,13 @@ def main(argv=None) -> int:
     ap.add_argument("--reference-logprobs", required=True, help="bf16's teacher-forced logprobs JSONL")
     ap.add_argument("--meta", required=True, help="the scheme's generation meta JSON")
     ap.add_argument(
-        "--flips",
-        nargs=4,
-        action="append",
+        "--flip-tasks",
+        type=cli.json_arg,
         default=[],
-        metavar=("TASK", "METRIC", "BF16_SAMPLES", "SAMPLES"),
-        help="per-item lm-eval samples of one task (repeat per task)",
+        help="JSON [[task, metric], ...]: the tasks whose per-item correctness flips are counted",
     )
+    ap.add_argument("--reference-samples", nargs="*", default=[], help="bf16's lm-eval samples, one per flip task")
+    ap.add_argument("--samples", nargs="*", default=[], help="the scheme's lm-eval samples, one per flip task")
     ap.add_argument("--settings", default="{}", help="the config's similarity block as JSON")
     ap.add_argument("--output", required=True, help="similarity JSON (written atomically)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
@@ -131,7 +132,14 @@ def main(argv=None) -> int:
     for row in per_prompt:  # None where bf16's answer is empty (no position to compare)
         row["kl_mean"] = kl_by_prompt.get(row["id"], {}).get("kl_mean")
 
-    task_flips = flips(args.flips)
+    if not len(args.flip_tasks) == len(args.reference_samples) == len(args.samples):
+        raise cli.StepError(
+            f"--flip-tasks names {len(args.flip_tasks)} tasks, but {len(args.reference_samples)} bf16 and "
+            f"{len(args.samples)} scheme samples files were given"
+        )
+    task_flips = flips(
+        [[*tm, ref, own] for tm, ref, own in zip(args.flip_tasks, args.reference_samples, args.samples, strict=True)]
+    )
     counted = {t: f for t, f in task_flips.items() if "skipped" not in f}
     out = {
         "format": SIMILARITY_FORMAT,

@@ -141,13 +141,13 @@ def bertscore(pairs, model: str = PACKAGED_MINILM, num_layers: int = 6, batch_si
 def score_pairs(pairs, settings: dict | None = None) -> dict[str, list[float]]:
     """Every text metric for every (candidate, reference) pair: {metric: [score per pair]}."""
     s = settings or {}
-    bs = s.get("bertscore", {})
+    bs = s["bertscore"]
     out = {}
-    out.update(rouge(pairs, use_stemmer=s.get("rouge_stemmer", False)))
+    out.update(rouge(pairs, use_stemmer=s["rouge_stemmer"]))
     out["bleu"] = bleu(pairs)
     out["chrf"] = chrf(pairs)
-    out["sts"] = sts(pairs, model=s.get("sts_model", PACKAGED_MINILM))
-    out["bertscore_f1"] = bertscore(pairs, model=bs.get("model", PACKAGED_MINILM), num_layers=bs.get("num_layers", 6))
+    out["sts"] = sts(pairs, model=s["sts_model"])
+    out["bertscore_f1"] = bertscore(pairs, model=bs["model"], num_layers=bs["num_layers"])
     out["exact_match"] = exact_match(pairs)
     return {k: out[k] for k in TEXT_METRICS}
 

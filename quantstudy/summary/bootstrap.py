@@ -39,10 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from quantstudy.core.config import SIGNIFICANCE_DEFAULTS
 from quantstudy.core.results import read_jsonl
 
-DEFAULTS = SIGNIFICANCE_DEFAULTS
 # Index matrices are drawn in blocks of at most this many entries (memory: MMLU has 14k
 # items; 2000 x 14k int64 at once would be 224 MB). Fixed, so results do not depend on it.
 _BLOCK_ENTRIES = 2_000_000
@@ -203,9 +201,9 @@ def _paired_arrays(components: dict) -> tuple[dict, dict, dict]:
 def paired_bootstrap(
     stat: Statistic,
     *,
-    n_resamples: int = DEFAULTS["n_resamples"],
-    confidence: float = DEFAULTS["confidence"],
-    seed: int = DEFAULTS["seed"],
+    n_resamples: int,
+    confidence: float,
+    seed: int,
 ) -> dict:
     """Percentile interval of recovery = stat(scheme) / stat(bf16) x 100 over paired resamples
     (stat(bf16) / stat(scheme) x 100 for a lower-is-better statistic).

@@ -5,7 +5,7 @@ where higher is better; for a lower-is-better one (perplexity) it is bf16 score 
 score x 100, so that a loss is always a recovery below 100. The direction is lm-eval's own
 (`higher_is_better`, recorded per metric in the eval JSON from the task's metric config). A
 suite's recovery is the ratio of the two suite averages (of each task's primary metric, the
-first listed in config), not the mean of per-task ratios (STUDY.md); a suite whose primary
+first listed in config), not the mean of per-task ratios (as the paper does); a suite whose primary
 metrics differ in direction has no suite row (its average would mean nothing).
 
 With per-item samples, every recovery of a quantized scheme also gets a paired-bootstrap
@@ -19,7 +19,8 @@ The rule's entry point, also run by hand:
     Collect per-task eval JSONs into results/summary.csv and results/summary.md.
 
         python -m quantstudy.summary.summary results/eval/*/*/*.json --csv /tmp/s.csv --md /tmp/s.md \
-            --samples results/eval/*/*/*.samples.jsonl --bootstrap-seed 0 --bootstrap-resamples 1000
+            --samples results/eval/*/*/*.samples.jsonl \\
+            --significance '{"seed": 0, "n_resamples": 1000, "confidence": 0.95}'
 
     With --samples (each beside its eval JSON: X.samples.jsonl for X.json), every recovery of
     a quantized scheme gets a paired-bootstrap confidence interval (quantstudy/summary/bootstrap.py).
@@ -150,7 +151,7 @@ class Significance:
 
     def __init__(self, by_key: dict, samples: dict, settings: dict):
         self.by_key, self.samples = by_key, samples
-        self.settings = {**bootstrap.DEFAULTS, **settings}
+        self.settings = settings  # complete: config `significance`, defaults filled from the schema
         self._values: dict = {}
 
     def _values_of(self, model, scheme, task, metric, subtask, expected) -> dict:
@@ -327,7 +328,7 @@ def to_markdown(rows: list[dict], significance: dict | None = None, normalized_t
         "",
     ]
     if significance is not None:
-        st = {**bootstrap.DEFAULTS, **significance}
+        st = significance
         out += [
             f"In brackets after each recovery: its {st['confidence'] * 100:g}% confidence interval from a "
             f"paired bootstrap over items ({st['n_resamples']} resamples, seed {st['seed']}): items both "
@@ -559,9 +560,12 @@ def main(argv=None) -> int:
         default=[],
         help="per-item samples JSONL beside eval JSONs (X.samples.jsonl for X.json): recovery intervals",
     )
-    ap.add_argument("--bootstrap-seed", type=int, default=bootstrap.DEFAULTS["seed"])
-    ap.add_argument("--bootstrap-resamples", type=int, default=bootstrap.DEFAULTS["n_resamples"])
-    ap.add_argument("--confidence", type=float, default=bootstrap.DEFAULTS["confidence"])
+    ap.add_argument(
+        "--significance",
+        type=cli.json_arg,
+        required=True,
+        help='JSON bootstrap settings (config `significance`), e.g. {"seed": 0, "n_resamples": 1000, "confidence": 0.95}',
+    )
     ap.add_argument(
         "--normalize",
         default="{}",
@@ -581,11 +585,7 @@ def main(argv=None) -> int:
         samples = read_samples_beside(args.evals, evals, args.samples)
     except ValueError as e:
         raise cli.StepError(e) from e
-    significance = (
-        {"seed": args.bootstrap_seed, "n_resamples": args.bootstrap_resamples, "confidence": args.confidence}
-        if args.samples
-        else None
-    )
+    significance = args.significance if args.samples else None
     normalize = json.loads(args.normalize)
     started = time.perf_counter()
     try:

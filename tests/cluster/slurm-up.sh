@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bring up a one-node SLURM cluster on 127.0.0.1 with two fake GPUs, for tests only.
 # Needs root and Debian's slurm-wlm + munge (installed here if missing and apt works).
-# Traps (see ../shared/PLATFORM.md): the config must live at /etc/slurm/slurm.conf (the
+# Traps found bringing SLURM up on this machine kind: the config must live at /etc/slurm/slurm.conf (the
 # jobstep plugin strips SLURM_CONF); no accounting daemon (squeue as status command);
 # GRES files are symlinks to /dev/null; no systemd, so the daemons start by hand.
 set -euo pipefail

@@ -266,7 +266,7 @@ def pytest_terminal_summary(terminalreporter):
 # ---- the real model: a CI-sized slice of config/smollm2.yaml ------------------------------
 #
 # bf16 and w8a8-fp (the paper's FP8 recipe: no calibration; its jobs are the slice's slowest
-# on this CPU, whose FP8 is a torch fallback: README "Tests"), 10 HumanEval
+# on this CPU, whose FP8 is a torch fallback: docs/development.md "Tests"), 10 HumanEval
 # problems and 10 perplexity documents, 6 similarity prompts of 64 tokens, one serving use
 # case, one repeat, no sweep.
 

@@ -41,8 +41,8 @@ def argv_of(pid: int) -> list[str]:
     return [a.decode(errors="replace") for a in (_read(f"/proc/{pid}/cmdline") or b"").split(b"\0") if a]
 
 
-def python_running(folder: Path, script: str) -> list[int]:
-    """Step workers in the workflow copy running `script`: the process doing the work, not
+def python_running(folder: Path, module: str) -> list[int]:
+    """Step workers in the workflow copy running `python -m module`: the process doing the work, not
     the shell around it nor the step's supervisor (quantstudy/core/step.py)."""
     pids = []
     for pid, _ in processes_in(folder):
@@ -51,7 +51,7 @@ def python_running(folder: Path, script: str) -> list[int]:
         if (
             len(argv) > 1
             and "python" in Path(argv[0]).name
-            and argv[1] == script
+            and argv[1:3] == ["-m", module]
             and any(v.startswith(b"QS_STEP_WORKER=") for v in environ)
         ):
             pids.append(pid)

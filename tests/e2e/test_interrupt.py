@@ -50,10 +50,10 @@ def _started(script: str, engine: str):
 
 
 CASES = {
-    "quantize": ("results/models/tiny-llama/w4a16-int", "quantstudy/quantize/quantize.py", "torch"),
-    "evaluate": ("results/eval/tiny-llama/w8a8-int/count_letter.json", "quantstudy/evaluate/evaluate.py", "engine"),
-    "generate": ("results/generations/tiny-llama/w4a16-int.jsonl", "quantstudy/generate/generate.py", "engine"),
-    "perf": ("results/perf/tiny-llama/w8a8-int/cpu", "quantstudy/perf/perf.py", "server"),
+    "quantize": ("results/models/tiny-llama/w4a16-int", "quantstudy.quantize.quantize", "torch"),
+    "evaluate": ("results/eval/tiny-llama/w8a8-int/count_letter.json", "quantstudy.evaluate.evaluate", "engine"),
+    "generate": ("results/generations/tiny-llama/w4a16-int.jsonl", "quantstudy.generate.generate", "engine"),
+    "perf": ("results/perf/tiny-llama/w8a8-int/cpu", "quantstudy.perf.perf", "server"),
 }
 
 

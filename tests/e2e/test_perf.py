@@ -195,7 +195,7 @@ def test_killed_mid_benchmark_leaves_no_server_and_no_finished_output(study, tmp
         # output directory. The server serves every later point, so it is up now.
         first_point = "results/perf/tiny-llama/bf16/.cpu.*.tmp/*/sync-r0.json"
         wait_for(lambda: any(wf.dir.glob(first_point)), 600, "the first benchmark point")
-        (pid,) = python_running(wf.dir, "quantstudy/perf/perf.py")
+        (pid,) = python_running(wf.dir, "quantstudy.perf.perf")
         port = _server_port(pid)
         assert port and not port_is_free(port)
         os.kill(pid, signal.SIGKILL)

@@ -140,8 +140,8 @@ def test_sigkill_during_quantize_leaves_nothing_that_looks_done(fresh, study):
     study.need(target)
     proc = _start(fresh, target)
     # The explicit event: the quantize step's own python process exists (from /proc).
-    wait_for(lambda: python_running(fresh.dir, "quantstudy/quantize/quantize.py"), 300, "the quantize step to start")
-    _freeze_then_kill(proc, fresh, "quantstudy/quantize/quantize.py", target)
+    wait_for(lambda: python_running(fresh.dir, "quantstudy.quantize.quantize"), 300, "the quantize step to start")
+    _freeze_then_kill(proc, fresh, "quantstudy.quantize.quantize", target)
     wait_for(lambda: _group_gone(proc.pid), 30, "killed processes to exit")
     assert not fresh.path(target).exists()
     _recover(fresh)
@@ -168,8 +168,8 @@ def test_sigkill_during_evaluate_then_rerun_equals_uninterrupted(fresh, study):
     target = EVAL.format(scheme="bf16", task="reverse")
     study.need(target)
     proc = _start(fresh, target)
-    wait_for(lambda: _engine_started(fresh, "quantstudy/evaluate/evaluate.py"), 600, "the evaluation's engine to start")
-    _freeze_then_kill(proc, fresh, "quantstudy/evaluate/evaluate.py", target)
+    wait_for(lambda: _engine_started(fresh, "quantstudy.evaluate.evaluate"), 600, "the evaluation's engine to start")
+    _freeze_then_kill(proc, fresh, "quantstudy.evaluate.evaluate", target)
     wait_for(lambda: _group_gone(proc.pid), 30, "vLLM processes to exit")
     assert not fresh.path(target).exists()
     _recover(fresh)
@@ -189,9 +189,7 @@ def test_second_invocation_is_refused_and_first_is_unharmed(fresh, study):
     try:
         # The first run holds its lock once its job runs; stopping Snakemake itself (not its
         # job) keeps it holding the lock however long the second takes, and harms nothing.
-        wait_for(
-            lambda: python_running(fresh.dir, "quantstudy/evaluate/evaluate.py"), 300, "the first run's job to start"
-        )
+        wait_for(lambda: python_running(fresh.dir, "quantstudy.evaluate.evaluate"), 300, "the first run's job to start")
         assert any(fresh.path(".snakemake/locks").glob("*.lock"))
         os.kill(first.pid, signal.SIGSTOP)
         try:

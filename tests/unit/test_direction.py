@@ -11,6 +11,7 @@ from quantstudy.evaluate.lmeval import extract_scores
 from quantstudy.perf import guideline
 from quantstudy.report.plots import recovery_bars_data
 from quantstudy.summary.summary import build_rows, recovery_pct, to_markdown
+from tests.schema import defaults
 
 PPL = "word_perplexity,none"
 
@@ -78,7 +79,7 @@ def test_perplexity_interval_is_a_weighted_bootstrap_and_flags_the_drop():
     q_ll = [-4.6 * w - (i % 3) for i, w in enumerate(words)]  # every document worse
     evals = [ppl_eval("bf16", weighted_ppl(b_ll, words)), ppl_eval("w4a16-int", weighted_ppl(q_ll, words))]
     samples = {("m", "bf16", "ppl"): ppl_samples(b_ll, words), ("m", "w4a16-int", "ppl"): ppl_samples(q_ll, words)}
-    rows = build_rows(evals, samples=samples, significance={"n_resamples": 300})
+    rows = build_rows(evals, samples=samples, significance={**defaults("significance"), "n_resamples": 300})
     for level in ("task", "suite"):
         q = next(r for r in rows if r["scheme"] == "w4a16-int" and r["level"] == level)
         assert "ci_note" not in q, q.get("ci_note")

@@ -5,6 +5,7 @@ import math
 import pytest
 
 from quantstudy.summary.summary import FIELDS, build_rows, mean_stderr, recovery_pct, to_csv, to_markdown
+from tests.schema import defaults
 
 
 def ev(scheme, task, score, stderr=0.01, suite="s", metric="acc,none", n=100, extra=None):
@@ -81,7 +82,7 @@ def sig_rows(q_correct, b_correct, settings=None):
     score = lambda c: sum(c) / len(c)  # noqa: E731
     evals = [ev("bf16", "a", score(b_correct)), ev("w8a8-int", "a", score(q_correct))]
     samples = {("m", "bf16", "a"): item_rows(b_correct), ("m", "w8a8-int", "a"): item_rows(q_correct)}
-    return build_rows(evals, samples=samples, significance=settings or {})
+    return build_rows(evals, samples=samples, significance={**defaults("significance"), **(settings or {})})
 
 
 def test_significance_columns_for_quantized_task_and_suite_rows():
@@ -106,7 +107,7 @@ def test_significance_columns_for_quantized_task_and_suite_rows():
     qt = [r for r in parsed if r["scheme"] == "w8a8-int" and r["level"] == "task"][0]
     assert qt["drop_significant"] == "true" and qt["n_paired"] == "100" and float(qt["recovery_ci_high"]) < 100
     assert [r for r in parsed if r["scheme"] == "bf16"][0]["recovery_ci_low"] == ""
-    md = to_markdown(rows, significance={"seed": 0, "n_resamples": 1000, "confidence": 0.95})
+    md = to_markdown(rows, significance=defaults("significance"))
     assert "paired bootstrap" in md and "1000 resamples, seed 0" in md and "95% confidence" in md
     assert f"(70.0% [{q[0]['recovery_ci_low']:.1f}, {q[0]['recovery_ci_high']:.1f}] **▼**)" in md
 
@@ -120,11 +121,11 @@ def test_same_answers_give_a_zero_width_interval_at_100():
 def test_metric_that_is_not_a_per_item_mean_gets_no_interval():
     evals = [ev("bf16", "a", 0.5), ev("w8a8-int", "a", 0.9)]  # the items say 1.0 and 1.0
     samples = {("m", "bf16", "a"): item_rows([1] * 10), ("m", "w8a8-int", "a"): item_rows([1] * 10)}
-    rows = build_rows(evals, samples=samples, significance={})
+    rows = build_rows(evals, samples=samples, significance=defaults("significance"))
     q = [r for r in rows if r["scheme"] == "w8a8-int" and r["level"] == "task"][0]
     assert q["recovery_pct"] == pytest.approx(180.0) and "recovery_ci_low" not in q
     assert "not a per-item mean" in q["ci_note"]
-    no_samples = build_rows(evals, samples={}, significance={})
+    no_samples = build_rows(evals, samples={}, significance=defaults("significance"))
     assert "no per-item samples" in [r for r in no_samples if r["scheme"] == "w8a8-int"][0]["ci_note"]
 
 
@@ -154,7 +155,7 @@ def test_leaderboard_v2_normalized_metric_is_primary_and_bootstrapped():
         [b, q],
         normalize={"musr": "leaderboard-v2"},
         samples={("m", "bf16", "musr"): b_rows, ("m", "w4a16-int", "musr"): q_rows},
-        significance={"seed": 0, "n_resamples": 500},
+        significance={**defaults("significance"), "n_resamples": 500},
     )
     norm = [r for r in rows if r["metric"] == "leaderboard_v2_normalized" and r["scheme"] == "w4a16-int"][0]
     # bf16: (0.4 + 0.25 + 0.4) / 3 = 0.35 (the leaderboard docs' example); scheme: (0.2 + 0.25 + 0.4) / 3.

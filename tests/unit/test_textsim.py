@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from quantstudy.similarity.textsim import TEXT_METRICS, by_definition, exact_match, mean_and_stderr
+from tests.schema import defaults
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +53,7 @@ import json, sys
 from quantstudy.similarity import textsim
 cases = json.loads(sys.stdin.read())
 pairs = [(c, r) for c, r in cases.values()]
-scores = textsim.score_pairs(pairs, {})
+scores = textsim.score_pairs(pairs, json.loads(sys.argv[2]))  # the similarity block's schema defaults
 out = {"scores": {name: {m: scores[m][i] for m in scores} for i, name in enumerate(cases)}}
 
 # Independent recomputation from the encoder's raw outputs (no bert-score, no pooling module).
@@ -91,7 +92,12 @@ def scored():
     cases = {k: [c, r] for k, (c, r, _) in CASES.items()}
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
     p = subprocess.run(
-        [str(py), "-c", PROBE, str(ROOT)], input=json.dumps(cases), capture_output=True, text=True, env=env, timeout=600
+        [str(py), "-c", PROBE, str(ROOT), json.dumps(defaults("similarity"))],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert p.returncode == 0, p.stderr[-4000:]
     line = next(x for x in p.stdout.splitlines() if x.startswith("RESULT"))
