@@ -290,11 +290,7 @@ def training_example(
 
 
 def make_batch(
-    rng: random.Random,
-    tokenizer,
-    batch_size: int,
-    count_share: float = COUNT_SHARE,
-    chat_share: float = CHAT_SHARE,
+    rng: random.Random, tokenizer, batch_size: int, count_share: float = COUNT_SHARE, chat_share: float = CHAT_SHARE
 ):
     """A right-padded batch of train-side items of both tasks with answer-only labels."""
     import torch
@@ -376,10 +372,7 @@ def quick_eval(model, tokenizer, count_items: list[dict], reverse_items: list[di
                                  pad_token_id=tokenizer.pad_token_id)  # fmt: skip
             text = tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True).strip()
             exact += int(text == item["answer"])
-    return {
-        "count_letter_acc": correct / len(count_items),
-        "reverse_em": exact / len(reverse_items),
-    }
+    return {"count_letter_acc": correct / len(count_items), "reverse_em": exact / len(reverse_items)}
 
 
 # --------------------------------------------------------------------------------------------

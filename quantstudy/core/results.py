@@ -22,8 +22,9 @@ def read_result(path, fmt: str, required: tuple[str, ...], kind: str, error: typ
     return data
 
 
-def read_jsonl(path, transform=None) -> list[dict]:
-    """Rows of a JSONL file (each passed through `transform`); errors name the file and line."""
+def read_jsonl(path, transform=None) -> list:
+    """Rows of a JSONL file (each passed through `transform`); errors name the file and line,
+    a row `transform` cannot take (KeyError, TypeError, ValueError) included."""
     rows = []
     with open(path) as f:
         for lineno, line in enumerate(f, 1):
@@ -33,5 +34,8 @@ def read_jsonl(path, transform=None) -> list[dict]:
                 row = json.loads(line)
             except ValueError as e:
                 raise ValueError(f"{path}:{lineno}: not valid JSON (truncated or corrupted?): {e}") from None
-            rows.append(transform(row) if transform else row)
+            try:
+                rows.append(transform(row) if transform else row)
+            except (KeyError, TypeError, ValueError) as e:
+                raise ValueError(f"{path}:{lineno}: unexpected row ({type(e).__name__}: {e})") from None
     return rows

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from quantstudy.core import atomic, cli, step
 from quantstudy.core.checkpoint import CheckpointError, check_checkpoint
+from quantstudy.core.results import read_jsonl
 from quantstudy.core.runtime import offline_env, package_versions
 from quantstudy.quantize.calibration import HUB_DEFAULTS
 from quantstudy.quantize.recipes import modifier_specs, needs_calibration
@@ -28,17 +29,10 @@ log = logging.getLogger("quantize")
 
 def load_calibration_texts(path: str, tokenizer, num_samples: int, seed: int, chat_template: bool) -> list[str]:
     """Chats from a JSONL file of {"messages": [...]}, rendered with the chat template."""
-    chats = []
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                messages = row["messages"]
-            except (ValueError, KeyError, TypeError) as e:
-                raise cli.StepError(f"{path}:{lineno}: expected a JSON object with 'messages' ({e})") from e
-            chats.append(messages)
+    try:
+        chats = read_jsonl(path, lambda row: row["messages"])
+    except ValueError as e:
+        raise cli.StepError(f"{e}: expected a JSON object with 'messages' per line") from e
     if not chats:
         raise cli.StepError(f"{path}: no calibration samples")
     random.Random(seed).shuffle(chats)

@@ -198,13 +198,7 @@ def _paired_arrays(components: dict) -> tuple[dict, dict, dict]:
     return keys, arrays, dropped
 
 
-def paired_bootstrap(
-    stat: Statistic,
-    *,
-    n_resamples: int,
-    confidence: float,
-    seed: int,
-) -> dict:
+def paired_bootstrap(stat: Statistic, *, n_resamples: int, confidence: float, seed: int) -> dict:
     """Percentile interval of recovery = stat(scheme) / stat(bf16) x 100 over paired resamples
     (stat(bf16) / stat(scheme) x 100 for a lower-is-better statistic).
 
