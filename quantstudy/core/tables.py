@@ -8,10 +8,14 @@ from pathlib import Path
 
 
 def _fmt(x):
+    """The one cell format of every CSV: '' for None, true/false, floats to 10 significant
+    digits (finer than any measurement here, short enough to read)."""
     if x is None:
         return ""
+    if isinstance(x, bool):
+        return "true" if x else "false"
     if isinstance(x, float):
-        return f"{x:.6g}"
+        return f"{x:.10g}"
     return str(x)
 
 

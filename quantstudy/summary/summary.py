@@ -28,8 +28,6 @@ The rule's entry point, also run by hand:
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
@@ -38,7 +36,7 @@ import warnings
 from collections import defaultdict
 from pathlib import Path
 
-from quantstudy.core import atomic, cli
+from quantstudy.core import atomic, cli, tables
 from quantstudy.core.config import BASELINE
 from quantstudy.core.results import read_result
 from quantstudy.evaluate.lmeval import EvalFileError, metric_aggregation, metric_direction, read_eval_json
@@ -308,12 +306,7 @@ def _fmt(x, digits=4) -> str:
 
 
 def to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: _fmt(r.get(k), 6) for k in FIELDS})
-    return buf.getvalue()
+    return tables.to_csv(rows, FIELDS)  # the one CSV writer (quantstudy/core/tables.py)
 
 
 def to_markdown(rows: list[dict], significance: dict | None = None, normalized_tasks=()) -> str:
