@@ -265,13 +265,14 @@ def pytest_terminal_summary(terminalreporter):
 
 # ---- the real model: a CI-sized slice of config/smollm2.yaml ------------------------------
 #
-# bf16 and w8a8-fp (the paper's FP8 recipe: no calibration; its jobs are the slice's slowest
-# on this CPU, whose FP8 is a torch fallback: docs/development.md "Tests"), 10 HumanEval
-# problems and 10 perplexity documents, 6 similarity prompts of 64 tokens, one serving use
-# case, one repeat, no sweep.
+# bf16 and w8a8-int (the paper's INT8 recipe: SmoothQuant + GPTQ on 32 real calibration chats,
+# so the slice runs llmcompressor's calibrated path on a real model; FP8 would cost minutes
+# more here, where it is a torch fallback at ~0.75 s per decode step: docs/results.md),
+# 10 HumanEval problems and 10 perplexity documents, 6 similarity prompts of 64 tokens, one
+# serving use case, one repeat, no sweep.
 
 SMOLLM2 = "smollm2-135m-instruct"
-SMOLLM2_SLICE_SCHEMES = ["bf16", "w8a8-fp"]
+SMOLLM2_SLICE_SCHEMES = ["bf16", "w8a8-int"]
 
 
 def slice_config(cfg: dict) -> dict:
