@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quantstudy.core import cli
+from quantstudy.core.config import ConfigError
 
 NLTK_PACKAGES = ("punkt_tab",)
 # Tasks whose metrics read nltk data at run time (lm-eval's ifeval utils download it otherwise).
@@ -249,19 +250,14 @@ def fetch(item: Item, cache: Path, config: dict) -> None:
         import datasets
 
         spec = config["prompt_sets"][item.name]
-        ds = datasets.load_dataset(spec["hub_dataset"], split=spec.get("split", "train"))
+        ds = datasets.load_dataset(spec["hub_dataset"], split=spec["split"])
         out = Path(prompt_set_path(config, item.name))
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(".tmp")
         with open(tmp, "w") as f:
             for row in ds:
                 f.write(
-                    json.dumps(
-                        {
-                            "id": str(_get(row, spec.get("id_field", "id"))),
-                            "prompt": _get(row, spec.get("prompt_field", "prompt")),
-                        }
-                    )
+                    json.dumps({"id": str(_get(row, spec["id_field"])), "prompt": _get(row, spec["prompt_field"])})
                     + "\n"
                 )
         os.replace(tmp, out)
@@ -286,15 +282,24 @@ def stage(config: dict, cache: str | Path, task_dirs, workdir: str | Path = ".")
     return failures
 
 
+SCHEMA = Path(__file__).resolve().parents[1] / "config/schema/config.schema.yaml"
+
+
 def _load_config(files) -> dict:
+    """The merged config files, checked against the schema and its defaults filled in, as
+    the workflow sees them (a bad file is named here, before anything is fetched)."""
     import yaml
 
-    from quantstudy.core.config import deep_merge
+    from quantstudy.core.config import deep_merge, fill_defaults, schema_errors
 
     config: dict = {}
     for f in files:
         config = deep_merge(config, yaml.safe_load(Path(f).read_text()) or {})
-    return config
+    schema = yaml.safe_load(SCHEMA.read_text())
+    errs = schema_errors(config, schema)
+    if errs:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(errs))
+    return fill_defaults(config, schema)
 
 
 def main(argv=None) -> int:

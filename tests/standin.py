@@ -32,6 +32,7 @@ import zipfile
 from pathlib import Path
 
 from quantstudy.core import cli
+from quantstudy.quantize.calibration import HUB_DEFAULTS
 
 ROWS = 12  # per split: more than any few-shot count of the paper grid reads (HellaSwag 10)
 WORDS = "apple river stone cloud green quiet seven table winter bright".split()
@@ -246,14 +247,14 @@ def build_hub(out: Path, config: dict, task_dirs, humaneval: str | Path) -> dict
             spec = config["calibration_sets"][calib[0]]
             rows = [
                 {
-                    spec.get("messages_field", "messages"): [
+                    spec.get("messages_field", HUB_DEFAULTS["messages_field"]): [
                         {"role": "user", "content": f"Tell me about {_w(i, 3)}."},
                         {"role": "assistant", "content": f"It is {_w(i + 1, 5)}."},
                     ]
                 }
                 for i in range(64)
             ]
-            repos.setdefault(item.name, {})[cfg] = {spec.get("split", "train"): rows}
+            repos.setdefault(item.name, {})[cfg] = {spec.get("split", HUB_DEFAULTS["split"]): rows}
             continue
         gen = GENERATORS.get(item.name)
         if gen is None:
@@ -264,9 +265,9 @@ def build_hub(out: Path, config: dict, task_dirs, humaneval: str | Path) -> dict
     sim = config.get("similarity")
     for name, spec in config.get("prompt_sets", {}).items():
         if "hub_dataset" in spec and sim and sim.get("prompt_set") == name:
-            id_field, prompt_field = spec.get("id_field", "id"), spec.get("prompt_field", "prompt")
+            id_field, prompt_field = spec["id_field"], spec["prompt_field"]
             rows = [_nest({id_field: f"q{i:03d}"}, prompt_field, f"Explain {_w(i, 3)} briefly.") for i in range(8)]
-            repos.setdefault(spec["hub_dataset"], {})["default"] = {spec.get("split", "train"): rows}
+            repos.setdefault(spec["hub_dataset"], {})["default"] = {spec["split"]: rows}
     dirs = {}
     for hub_id, configs in repos.items():
         _write_repo(out / "datasets" / hub_id, configs)

@@ -10,11 +10,12 @@ import yaml
 
 from quantstudy.evaluate.taskindex import TaskIndex
 from quantstudy.stage import _dataset_dirname, required_items
+from tests.schema import with_defaults
 from tests.standin import build_hub, humaneval_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 VENVS = Path(os.environ.get("QUANTSTUDY_VENVS", ROOT / ".venv"))
-PAPER = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+PAPER = with_defaults(yaml.safe_load((ROOT / "config/paper.yaml").read_text()))  # as validation hands it on
 _FOUND = sorted(VENVS.glob("serve/lib/python*/site-packages/lm_eval/tasks"))
 needs_tasks = pytest.mark.skipif(not _FOUND, reason="needs the serve env's lm-eval task YAMLs")
 
