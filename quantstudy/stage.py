@@ -308,7 +308,10 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", help="the offline cache (default: the config's offline_cache)")
     ap.add_argument("--check", action="store_true", help="only list what is missing (no network)")
     args = ap.parse_args(argv)
-    config = _load_config(args.configfile)
+    try:
+        config = _load_config(args.configfile)
+    except ConfigError as e:
+        raise cli.StepError(e) from e
     cache = args.cache or config.get("offline_cache")
     if not cache:
         print("no cache: give --cache or set offline_cache in the config", file=sys.stderr)
