@@ -42,11 +42,11 @@ def fill_defaults(config, schema: dict, _node: dict | None = None):
     config. Follows properties, $ref, additionalProperties (maps such as tasks.<name>) and
     array items; an absent block gets its own default (e.g. `significance: {}`) and then its
     keys' defaults. Run only on a config that passed the schema (its shapes are right)."""
-    node = _resolve(schema, _node if _node is not None else schema)
+    node = resolve_ref(schema, _node if _node is not None else schema)
     if isinstance(config, dict):
         props = node.get("properties", {})
         for key, sub in props.items():
-            sub = _resolve(schema, sub)
+            sub = resolve_ref(schema, sub)
             if key not in config and "default" in sub:
                 config[key] = copy.deepcopy(sub["default"])
             if key in config:
@@ -62,8 +62,9 @@ def fill_defaults(config, schema: dict, _node: dict | None = None):
     return config
 
 
-def _resolve(schema: dict, node: dict) -> dict:
-    """A schema node with its local $ref ("#/$defs/...") followed; its own keys win."""
+def resolve_ref(schema: dict, node: dict) -> dict:
+    """A schema node with its local $ref ("#/$defs/...") followed; its own keys win (also
+    configload's, for --config overrides)."""
     while isinstance(node, dict) and "$ref" in node:
         target = schema
         for part in node["$ref"].removeprefix("#/").split("/"):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from quantstudy.core.config import ConfigError
+from quantstudy.core.config import ConfigError, resolve_ref
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
@@ -114,20 +114,9 @@ _JSON_TYPE = {
 }
 
 
-def _resolve(schema: dict, node: dict) -> dict:
-    while isinstance(node, dict) and "$ref" in node:
-        ref = node["$ref"]
-        assert ref.startswith("#/"), ref
-        target = schema
-        for part in ref[2:].split("/"):
-            target = target[part]
-        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-    return node
-
-
 def _alternatives(schema: dict, node) -> list[dict]:
     """The sub-schemas a value at `node` may match (oneOf/anyOf flattened)."""
-    node = _resolve(schema, node)
+    node = resolve_ref(schema, node)
     if not isinstance(node, dict):
         return []
     alts = node.get("oneOf") or node.get("anyOf")
