@@ -26,6 +26,7 @@ from quantstudy.prepare.gguf import PREPARED_DIR as GGUF_PREPARED_DIR, source_pa
 from quantstudy.core.hub import hub_models, preflight as hub_preflight
 from quantstudy.stage import missing_items as stage_missing, missing_message as stage_message, prompt_set_path
 from quantstudy.core.resources import job_resources, model_gpus, route, tensor_parallel_size
+from quantstudy.core.schemes import arch_of, evaluation_backend, servable, support
 from quantstudy.similarity.textsim import config_errors as textsim_config_errors
 
 USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
@@ -278,14 +279,36 @@ def bf16_generations(w):
     return [] if w.scheme == BASELINE else GENERATIONS.format(model=w.model, scheme=BASELINE)
 
 
-def perf_dirs():
-    """Every perf directory of the study: (model, each benchmarked scheme, each GPU type)."""
+def perf_plan():
+    """(model, scheme, GPU type) of every benchmark: each benchmarked scheme on each of the
+    model's GPU types that serves its format, natively or emulated (the support matrix)."""
     return [
-        PERF_DIR.format(model=m, scheme=s, gpu=g)
+        (m, s, g)
         for m in MODELS
         for g in model_gpu_types(config, m)
         for s in model_perf_schemes(config, m)
+        if servable(config, m, s, arch_of(config, g))
     ]
+
+
+def perf_dirs():
+    """Every perf directory of the study."""
+    return [PERF_DIR.format(model=m, scheme=s, gpu=g) for m, s, g in perf_plan()]
+
+
+def support_table():
+    """{model: {gpu: {scheme: support}}} for every benchmarked scheme and GPU type, planned
+    or not: perf.csv says what each GPU ran (served_as), the guideline what it cannot."""
+    return json.dumps(
+        {
+            m: {
+                g: {s: support(config, m, s, arch_of(config, g)) for s in model_perf_schemes(config, m)}
+                for g in model_gpu_types(config, m)
+            }
+            for m in MODELS
+        },
+        sort_keys=True,
+    )
 
 
 def performance_outputs():

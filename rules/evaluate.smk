@@ -1,4 +1,5 @@
-# One lm-eval run (vLLM backend) per (model, scheme, task): scores + per-item samples.
+# One lm-eval run per (model, scheme, task): scores + per-item samples. The backend is vLLM
+# where the evaluation hardware serves the format, else hf (quantstudy.core.schemes).
 
 
 rule evaluate:
@@ -27,8 +28,9 @@ rule evaluate:
         task_spec=lambda w: json.dumps(config["tasks"][w.task], sort_keys=True),
         model_dir=lambda w: model_dir(w.model, w.scheme),
         evaluation=lambda w: evaluation_settings(w.model, w.task),
+        backend=lambda w: evaluation_backend(config, w.model, w.scheme),
     shell:
         "$QS_PYTHON_SERVE -m quantstudy.evaluate.evaluate --model-dir {params.model_dir:q} --model {wildcards.model:q}"
         " --scheme {wildcards.scheme:q} --task {wildcards.task:q} --task-spec {params.task_spec:q}"
-        " --evaluation {params.evaluation:q}"
+        " --evaluation {params.evaluation:q} --backend {params.backend}"
         " --output {output.json:q} --samples {output.samples:q} > {log:q} 2>&1"

@@ -32,8 +32,9 @@ if SIMILARITY:
             model_dir=lambda w: model_dir(w.model, w.scheme),
             prompts=lambda w: prompt_file(),
             settings=lambda w: json.dumps(generation_settings(w.model), sort_keys=True),
+            backend=lambda w: evaluation_backend(config, w.model, w.scheme),
         shell:
             "$QS_PYTHON_SERVE -m quantstudy.generate.generate --model-dir {params.model_dir:q} --model {wildcards.model:q}"
             " --scheme {wildcards.scheme:q} --prompts {params.prompts:q} --reference {input.reference:q}"
-            " --settings {params.settings:q} --output {output.generations:q}"
+            " --settings {params.settings:q} --backend {params.backend} --output {output.generations:q}"
             " --logprobs {output.logprobs:q} --meta {output.meta:q} > {log:q} 2>&1"

@@ -56,10 +56,10 @@ if PERFORMANCE:
             mem_mb=1000,
             runtime=10,
         params:
-            gpu_types=json.dumps(config["gpu_types"], sort_keys=True),
+            support=support_table(),
         shell:
             "$QS_PYTHON_ANALYSIS -m quantstudy.perf.perf_table {input.perf:q} --csv {output.csv:q}"
-            " --sweep-csv {output.sweep:q} --gpu-types {params.gpu_types:q} > {log:q} 2>&1"
+            " --sweep-csv {output.sweep:q} --support {params.support:q} > {log:q} 2>&1"
 
     rule cost:
         input:

@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 
 BASELINE = "bf16"
-QUANTIZED_SCHEMES = ("w8a8-fp", "w8a8-int", "w4a16-int")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -89,10 +88,13 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 
 def effective_recipe(config: dict, model: str, scheme: str) -> dict:
-    """The recipe of `scheme` for `model`: config.recipes deep-merged with the model's overrides."""
+    """The recipe of `scheme` for `model`: config.recipes with the model's override merged in
+    (quantstudy.core.schemes.merge_override)."""
+    from quantstudy.core.schemes import merge_override
+
     base = config["recipes"][scheme]
     override = config["models"][model].get("recipe_overrides", {}).get(scheme, {})
-    return deep_merge(base, override)
+    return merge_override(base, override)
 
 
 # config.json spells the same sizes differently per architecture family (GPT-2's n_embd,
@@ -296,7 +298,15 @@ def recipe_override_errors(config: dict, schema: dict) -> list[str]:
                 (tuple(e.absolute_path), e.message)
                 for e in map(_deepest, validator.iter_errors(config["recipes"][scheme]))
             }
-            merged = deep_merge(config["recipes"][scheme], override)
+            merged = effective_recipe(config, model, scheme)
+            present = {name for item in config["recipes"][scheme].get("modifiers", []) for name in item}
+            if isinstance(override.get("modifiers"), dict):
+                errs += [
+                    f"config key '{key}.modifiers.{name}': recipes.{scheme} has no {name} to merge into "
+                    f"(it has: {', '.join(sorted(present))}); give the whole list to replace its modifiers"
+                    for name in override["modifiers"]
+                    if name not in present
+                ]
             for e in sorted(
                 map(_deepest, validator.iter_errors(merged)), key=lambda e: list(map(str, e.absolute_path))
             ):
@@ -490,7 +500,11 @@ def semantic_errors(config: dict, workdir: Path, notes: list | None = None, gguf
 
     for scheme in config["schemes"]:
         if scheme != BASELINE and scheme not in config["recipes"]:
-            errs.append(f"config key 'schemes': scheme '{scheme}' has no entry under 'recipes'")
+            close = difflib.get_close_matches(scheme, [BASELINE, *config["recipes"]], n=1)
+            errs.append(
+                f"config key 'schemes': scheme '{scheme}' has no entry under 'recipes'"
+                + (f"; did you mean '{close[0]}'?" if close else "")
+            )
     for model in config["models"]:
         model_cfg = _read_model_config(config, model, workdir, gguf_site_dirs)
         for scheme in config["schemes"]:
@@ -502,6 +516,10 @@ def semantic_errors(config: dict, workdir: Path, notes: list | None = None, gguf
         errs += _placement_errors(config, model)
         errs += _length_errors(config, model, model_cfg)
     errs += _guideline_errors(config)
+    if not errs:  # the formats of well-formed recipes, on the hardware the config names
+        from quantstudy.core.schemes import support_errors
+
+        errs += support_errors(config)
     return errs
 
 
@@ -584,8 +602,12 @@ def _placement_errors(config: dict, model: str) -> list[str]:
                     f"({model}, {scheme}) ({why}); add a GPU type that fits, or drop the scheme"
                 )
     if config.get("performance"):
+        from quantstudy.core.schemes import arch_of, servable
+
         for gpu in model_gpu_types(config, model):
             for scheme in model_perf_schemes(config, model):
+                if gpu in known and not servable(config, model, scheme, arch_of(config, gpu)):
+                    continue  # not benchmarked there (the support matrix)
                 problem = gpu in known and fit_problem(config, "perf", model, scheme, gpu)
                 if problem:
                     errs.append(
@@ -624,53 +646,52 @@ def _read_model_config(config: dict, model: str, workdir: Path, gguf_site_dirs=N
 
 
 def _recipe_errors(config, model, scheme, recipe, model_cfg, notes) -> list[str]:
-    errs = []
+    from quantstudy.core import schemes
+
     key = f"recipes.{scheme}"
-    if recipe["algorithm"] == "gptq" and "calibration" not in recipe:
-        errs.append(f"config key '{key}.calibration': algorithm gptq needs calibration data (model {model})")
+    errs = schemes.recipe_errors(key, recipe)
+    if errs:
+        return errs
     calib = recipe.get("calibration")
+    if schemes.needs_calibration(recipe) and not calib:
+        errs.append(
+            f"config key '{key}.calibration': the recipe needs calibration data (a data-driven modifier, "
+            f"static activation scales or a KV-cache scheme), but has no calibration block (model {model})"
+        )
     if calib and calib["set"] not in config.get("calibration_sets", {}):
         errs.append(f"config key '{key}.calibration.set': '{calib['set']}' is not defined under 'calibration_sets'")
-    for knob in ("actorder", "block_size", "dampening_frac"):
-        if recipe["algorithm"] != "gptq" and knob in recipe:  # QuantizationModifier has no such knob
-            errs.append(
-                f"config key '{key}.{knob}': applies to algorithm gptq only, not "
-                f"'{recipe['algorithm']}' (model {model})"
-            )
-    if recipe.get("smoothquant_strength") and not calib:
-        errs.append(f"config key '{key}.smoothquant_strength': SmoothQuant needs calibration data")
+    q = schemes.quantization(recipe)
     for part in ("weights", "input_activations"):
-        args = recipe.get(part)
-        if not args:
+        args = q.get(part)
+        if not args or args.get("strategy") != "group":
             continue
-        if args["strategy"] == "group":
-            gs = args.get("group_size")
-            if gs is None:
-                errs.append(f"config key '{key}.{part}.group_size': strategy 'group' needs a group_size")
-            elif model_cfg is not None:
-                sizes = linear_input_sizes(model_cfg)
-                if not sizes:
-                    notes.append(
-                        f"{key}.{part}.group_size: config.json of model '{model}' gives no hidden size or "
-                        f"head count (looked for {', '.join(SIZE_ALIASES['hidden_size'])}, also under "
-                        f"{', '.join(SUB_CONFIGS)}); whether {gs} divides its layers is not checked"
-                    )
-                bad = [(layer, size) for layer, size in sizes.items() if size % gs]
-                if bad:
-                    from quantstudy.prepare.gguf import dividing_group_sizes
+        gs = args.get("group_size")
+        if gs is None:
+            errs.append(f"config key '{key}.modifiers': {part} strategy 'group' needs a group_size")
+        elif model_cfg is not None:
+            sizes = linear_input_sizes(model_cfg)
+            if not sizes:
+                notes.append(
+                    f"{key} {part} group_size: config.json of model '{model}' gives no hidden size or "
+                    f"head count (looked for {', '.join(SIZE_ALIASES['hidden_size'])}, also under "
+                    f"{', '.join(SUB_CONFIGS)}); whether {gs} divides its layers is not checked"
+                )
+            bad = [(layer, size) for layer, size in sizes.items() if size % gs]
+            if bad:
+                from quantstudy.prepare.gguf import dividing_group_sizes
 
-                    fits = dividing_group_sizes(sizes.values())
-                    errs.append(
-                        f"config key '{key}.{part}.group_size': {gs} does not divide the input size "
-                        + ", ".join(f"{size} of {layer}" for layer, size in bad)
-                        + f" in model '{model}'; "
-                        + (
-                            f"group sizes that divide every quantized Linear's input: {fits}"
-                            if fits
-                            else "no power-of-two group size from 16 divides them all"
-                        )
-                        + f" (set it per model: models.{model}.recipe_overrides.{scheme}.{part}.group_size)"
+                fits = dividing_group_sizes(sizes.values())
+                errs.append(
+                    f"config key '{key}.modifiers': {part} group_size {gs} does not divide the input size "
+                    + ", ".join(f"{size} of {layer}" for layer, size in bad)
+                    + f" in model '{model}'; "
+                    + (
+                        f"group sizes that divide every quantized Linear's input: {fits}"
+                        if fits
+                        else "no power-of-two group size from 16 divides them all"
                     )
+                    + f" (set it per model: models.{model}.recipe_overrides.{scheme}.modifiers, with config_groups)"
+                )
     return errs
 
 

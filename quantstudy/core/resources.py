@@ -22,8 +22,6 @@ from __future__ import annotations
 DEFAULTS = {"mem_mb": 4000, "runtime": 60, "threads": 2}
 GPU_RULES = ("quantize", "evaluate", "generate", "perf")
 SERVE_RULES = ("evaluate", "generate", "perf")
-# Bytes per parameter of each scheme's checkpoint (w4a16: 4 bits + fp16 scales per group of 128).
-BYTES_PER_PARAM = {"bf16": 2.0, "w8a8-fp": 1.0, "w8a8-int": 1.0, "w4a16-int": 0.53}
 # Share of vLLM's GPU memory the weights may take: the rest is KV cache and activations.
 WEIGHT_SHARE = 0.85
 # Host memory quantize needs, as a multiple of the bf16 weights (model + calibration state).
@@ -35,8 +33,15 @@ def model_gpus(config: dict, model: str) -> int:
 
 
 def weights_gb(config: dict, model: str, scheme: str) -> float | None:
+    """The checkpoint's weights in GB: bytes per parameter from the recipe's weight format
+    (quantstudy.core.schemes.bytes_per_param; bf16: 2)."""
+    from quantstudy.core.schemes import bytes_per_param, scheme_quantization
+
     params = config["models"][model].get("params_b")
-    return None if params is None else params * BYTES_PER_PARAM[scheme]
+    if params is None:
+        return None
+    q = scheme_quantization(config, model, scheme)
+    return params * (2.0 if q is None else bytes_per_param(q))
 
 
 def _gpu_memory_utilization(config: dict, rule: str) -> float:
@@ -73,15 +78,25 @@ def fit_problem(config: dict, rule: str, model: str, scheme: str, gpu: str) -> s
 
 
 def route(config: dict, rule: str, model: str, scheme: str) -> str | None:
-    """The GPU type a (non-perf) GPU job runs on: the first of evaluation.gpu_types it fits;
+    """The GPU type a (non-perf) GPU job runs on: the first of evaluation.gpu_types it fits
+    (serving jobs: the first that runs the scheme's format natively, then by emulation);
     None where the config routes nothing (no evaluation.gpu_types) or nothing fits (the
     config check reports that before any job: quantstudy.core.config)."""
     if rule not in GPU_RULES or model_gpus(config, model) == 0:
         return None
-    for gpu in config.get("evaluation", {}).get("gpu_types", []):
-        if fit_problem(config, rule, model, scheme, gpu) is None:
-            return gpu
-    return None
+    fits = [
+        g
+        for g in config.get("evaluation", {}).get("gpu_types", [])
+        if fit_problem(config, rule, model, scheme, g) is None
+    ]
+    if rule in SERVE_RULES:
+        # Where vLLM runs the format natively, else by emulation (e.g. FP8 as weight-only on
+        # Ampere: accuracy then is the emulation's), else anywhere (lm-eval's hf backend).
+        from quantstudy.core.schemes import EMULATED, NATIVE, arch_of, support
+
+        status = {g: support(config, model, scheme, arch_of(config, g))["status"] for g in fits}
+        fits = [g for g in fits if status[g] == NATIVE] or [g for g in fits if status[g] == EMULATED] or fits
+    return fits[0] if fits else None
 
 
 def job_resources(config: dict, rule: str, model: str, attempt: int = 1, gpu: str | None = None) -> dict:

@@ -175,13 +175,12 @@ def spread(values: list[float]) -> tuple[float | None, float | None, float | Non
     return mean, std, (std / mean if mean else None)
 
 
-def served_as(scheme: str, gpu_spec: dict | None) -> str:
-    """What the GPU actually runs for `scheme`: without FP8 tensor cores (Ampere: A6000,
-    A100; gpu_types.<g>.fp8: false) vLLM serves an FP8 checkpoint as FP8 weights upcast in a
-    weight-only Marlin kernel, activations in bf16: not W8A8-FP8, and its row says so."""
-    if scheme == "w8a8-fp" and (gpu_spec or {}).get("fp8") is False:
-        return "w8-fp weight-only (Marlin)"
-    return scheme
+def served_as(man: dict, support: dict | None) -> str:
+    """What the hardware actually ran for the scheme, from the support matrix
+    (quantstudy/data/support_matrix.yaml): its format when native, else what it is emulated
+    as (e.g. FP8 on Ampere: FP8 weight-only Marlin, activations bf16)."""
+    entry = (support or {}).get(man["model"], {}).get(man["gpu"], {}).get(man["scheme"]) or {}
+    return entry.get("served_as") or man["scheme"]
 
 
 def read_manifest(perf_dir: str | Path) -> dict:
@@ -195,9 +194,10 @@ def _rate(run: dict) -> str:
     return "inf" if r is None or (isinstance(r, float) and math.isinf(r)) or r == "inf" else f"{float(r):.4g}"
 
 
-def point_rows(perf_dir: str | Path, gpu_types: dict | None = None) -> list[dict]:
-    """One row per benchmark point (repeats aggregated) of one perf directory; `gpu_types`
-    (config's) labels what each GPU type ran (served_as)."""
+def point_rows(perf_dir: str | Path, support: dict | None = None) -> list[dict]:
+    """One row per benchmark point (repeats aggregated) of one perf directory; `support`
+    ({model: {gpu: {scheme: support}}}, quantstudy.core.schemes.support) labels what each GPU
+    type ran (served_as)."""
     perf_dir = Path(perf_dir)
     man = read_manifest(perf_dir)
     groups: dict[tuple, list[tuple[dict, dict]]] = {}
@@ -216,7 +216,7 @@ def point_rows(perf_dir: str | Path, gpu_types: dict | None = None) -> list[dict
         row = {
             "model": man["model"],
             "scheme": man["scheme"],
-            "served_as": served_as(man["scheme"], (gpu_types or {}).get(man["gpu"])),
+            "served_as": served_as(man, support),
             "gpu": man["gpu"],
             "hardware": man.get("hardware"),
             "use_case": use_case,

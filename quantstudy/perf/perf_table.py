@@ -10,7 +10,6 @@ Measures are means over repeats; *_std and *_cv give their run-to-run spread.
 
 from __future__ import annotations
 
-import json
 import logging
 
 from quantstudy.core import atomic, cli
@@ -25,11 +24,15 @@ def main(argv=None) -> int:
     ap.add_argument("perf_dirs", nargs="+", help="directories written by quantstudy/perf/perf.py")
     ap.add_argument("--csv", required=True)
     ap.add_argument("--sweep-csv", required=True)
-    ap.add_argument("--gpu-types", default="{}", help="config's gpu_types as JSON (labels served_as)")
+    ap.add_argument(
+        "--support",
+        type=cli.json_arg,
+        default={},
+        help="JSON {model: {gpu: {scheme: support}}} from the support matrix (labels served_as)",
+    )
     args = ap.parse_args(argv)
     try:
-        gpu_types = json.loads(args.gpu_types)
-        rows = [r for d in args.perf_dirs for r in point_rows(d, gpu_types)]
+        rows = [r for d in args.perf_dirs for r in point_rows(d, args.support)]
     except ValueError as e:  # a damaged result is named, never tabulated
         raise cli.StepError(e) from e
     main_rows, sweep = split_rows(rows)

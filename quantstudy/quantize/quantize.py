@@ -22,7 +22,7 @@ from quantstudy.core.checkpoint import CheckpointError, check_checkpoint
 from quantstudy.core.results import read_jsonl
 from quantstudy.core.runtime import offline_env, package_versions
 from quantstudy.quantize.calibration import HUB_DEFAULTS
-from quantstudy.quantize.recipes import modifier_specs, needs_calibration
+from quantstudy.quantize.recipes import RecipeError, build, requires_calibration
 
 log = logging.getLogger("quantize")
 
@@ -65,19 +65,6 @@ def calibration_features(texts: list[str], tokenizer, max_seq_length: int, chat_
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
-def build_modifiers(recipe: dict):
-    from llmcompressor.modifiers.gptq import GPTQModifier
-    from llmcompressor.modifiers.quantization import QuantizationModifier
-    from llmcompressor.modifiers.transform import SmoothQuantModifier
-
-    classes = {
-        "GPTQModifier": GPTQModifier,
-        "QuantizationModifier": QuantizationModifier,
-        "SmoothQuantModifier": SmoothQuantModifier,
-    }
-    return [classes[name](**kwargs) for name, kwargs in modifier_specs(recipe)]
-
-
 def quantize(
     model_dir: str,
     scheme: str,
@@ -94,11 +81,20 @@ def quantize(
 
     torch.set_num_threads(threads)
     started = time.time()
+    # Built first: a recipe llmcompressor refuses fails here, naming its config key, before any weights load.
+    try:
+        modifiers = build(recipe, f"recipes.{scheme}")
+    except RecipeError as e:
+        raise cli.StepError(e) from e
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
     kwargs = {}
-    if needs_calibration(recipe):
-        cal = recipe["calibration"]
+    if requires_calibration(modifiers):
+        cal = recipe.get("calibration")
+        if not cal:
+            raise cli.StepError(
+                f"recipes.{scheme}: llmcompressor needs calibration data for it: add a calibration block"
+            )
         if calibration is not None:
             texts = load_calibration_texts(
                 calibration, tokenizer, cal["num_samples"], cal["seed"], cal["chat_template"]
@@ -115,7 +111,6 @@ def quantize(
             max_seq_length=cal["max_seq_length"],
         )
         log.info("calibration: %d samples from %s, max_seq_length %d", len(texts), calibration, cal["max_seq_length"])
-    modifiers = build_modifiers(recipe)
     log.info("recipe for %s: %s", scheme, modifiers)
     # llmcompressor draws the calibration order from torch's global RNG (RandomSampler): unseeded,
     # each run fed GPTQ another order and wrote other int4 weights (22 of 94 tensors differed).

@@ -1,57 +1,64 @@
-"""Turn a config recipe into llmcompressor modifier specs (plain data: testable without it).
+"""Build a config recipe's llmcompressor modifiers, and name what llmcompressor refuses.
 
-The config states every parameter explicitly (bits, type, strategy, group size,
-observer, dampening, smoothing strength, ignore list); nothing is taken from a preset,
-so what is in the config is exactly what the checkpoint was made with.
+A recipe is a list of {ClassName: {arguments}} (quantstudy.core.schemes). Its modifiers are
+built as instances and handed to `oneshot` as a list: llmcompressor's own YAML reader
+(Recipe.from_dict) silently drops keys it does not expect, instances do not. Every modifier is
+a pydantic model that refuses unknown arguments and checks types, presets and scheme
+conflicts, so building them with no model validates the whole recipe: the quantize job does
+that first, before it loads any weights, and maps each error to its config key.
 """
 
 from __future__ import annotations
 
-# GPTQ activation ordering: "weight" (columns quantized in order of activation magnitude,
-# calibration only, same checkpoint format and speed) or "off". The schema's default is
-# this, llmcompressor's own default (GPTQModifier actorder "static" = "weight").
-ACTORDER_DEFAULT = "weight"
+from quantstudy.core.schemes import modifiers
 
 
-def quantization_args(spec: dict) -> dict:
-    """compressed-tensors QuantizationArgs fields from a config quant_args block."""
-    args = {
-        "num_bits": spec["num_bits"],
-        "type": spec["type"],
-        "strategy": spec["strategy"],
-        "symmetric": spec["symmetric"],
-        "dynamic": spec.get("dynamic", False),
-    }
-    if spec.get("group_size") is not None:
-        args["group_size"] = spec["group_size"]
-    if spec.get("observer") and not args["dynamic"]:  # dynamic args are computed per token, no observer
-        args["observer"] = spec["observer"]
-    return args
+class RecipeError(ValueError):
+    """A recipe llmcompressor refuses; the message names the config key."""
 
 
-def modifier_specs(recipe: dict) -> list[tuple[str, dict]]:
-    """[(modifier class name, kwargs)] in application order."""
-    specs: list[tuple[str, dict]] = []
-    ignore = list(recipe.get("ignore", []))
-    if recipe.get("smoothquant_strength"):
-        specs.append(("SmoothQuantModifier", {"smoothing_strength": recipe["smoothquant_strength"]}))
-    group = {"targets": ["Linear"], "weights": quantization_args(recipe["weights"])}
-    if recipe.get("input_activations"):
-        group["input_activations"] = quantization_args(recipe["input_activations"])
-    kwargs = {"config_groups": {"group_0": group}, "ignore": ignore}
-    if recipe["algorithm"] == "gptq":
-        kwargs["dampening_frac"] = recipe.get("dampening_frac", 0.01)
-        if recipe.get("block_size"):
-            kwargs["block_size"] = recipe["block_size"]
-        # Always explicit: llmcompressor's GPTQModifier turns activation ordering on when unset.
-        kwargs["actorder"] = None if recipe.get("actorder", ACTORDER_DEFAULT) == "off" else "weight"
-        specs.append(("GPTQModifier", kwargs))
-    elif recipe["algorithm"] == "rtn":
-        specs.append(("QuantizationModifier", kwargs))
-    else:
-        raise ValueError(f"unknown algorithm {recipe['algorithm']!r} (expected rtn or gptq)")
-    return specs
+def _modifier_class(name: str):
+    from llmcompressor.modifiers.factory import ModifierFactory
+
+    if not ModifierFactory._loaded:
+        ModifierFactory.refresh()
+    cls = ModifierFactory._main_registry.get(name) or ModifierFactory._experimental_registry.get(name)
+    if cls is None:
+        raise RecipeError(f"llmcompressor has no modifier '{name}'")
+    return cls
 
 
-def needs_calibration(recipe: dict) -> bool:
-    return recipe["algorithm"] == "gptq" or bool(recipe.get("smoothquant_strength"))
+def build(recipe: dict, key: str = "recipe") -> list:
+    """The recipe's modifier instances, in order; RecipeError names the config key at fault."""
+    import pydantic
+
+    built, errors = [], []
+    for i, (name, args) in enumerate(modifiers(recipe)):
+        where = f"{key}.modifiers[{i}].{name}"
+        try:
+            built.append(_modifier_class(name)(**args))
+        except RecipeError as e:
+            errors.append(f"config key '{key}.modifiers[{i}]': {e}")
+        except pydantic.ValidationError as e:
+            for err in e.errors():
+                loc = ".".join(str(p) for p in err["loc"])
+                what = "unknown argument" if err["type"] == "extra_forbidden" else err["msg"]
+                errors.append(f"config key '{where}{'.' + loc if loc else ''}': {what}")
+        except (TypeError, ValueError) as e:
+            errors.append(f"config key '{where}': {e}")
+    if not errors:
+        # Recipe-level rules, e.g. AWQ must be followed by a quantizing modifier.
+        from llmcompressor.recipe import Recipe
+
+        try:
+            Recipe.from_modifiers(built)
+        except (pydantic.ValidationError, ValueError) as e:
+            errors.append(f"config key '{key}.modifiers': {e}")
+    if errors:
+        raise RecipeError("\n".join(errors))
+    return built
+
+
+def requires_calibration(built: list) -> bool:
+    """llmcompressor's own rule for running the calibrated pipeline."""
+    return any(getattr(m, "requires_calibration_data", False) for m in built)

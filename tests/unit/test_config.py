@@ -32,7 +32,7 @@ def test_default_config_is_valid():
 
 def test_misspelled_scheme_names_value():
     msg = errors_of(lambda c: c["schemes"].append("w8a8-intt"))
-    assert "'schemes.4'" in msg and "w8a8-intt" in msg
+    assert "'schemes'" in msg and "'w8a8-intt' has no entry under 'recipes'; did you mean 'w8a8-int'?" in msg
 
 
 def test_bf16_is_required():
@@ -55,10 +55,12 @@ def test_unknown_key_is_rejected():
 
 def test_group_size_that_does_not_divide_a_layer():
     def m(c):
-        c["recipes"]["w4a16-int"]["weights"]["group_size"] = 96
+        c["recipes"]["w4a16-int"]["modifiers"][0]["GPTQModifier"]["config_groups"]["group_0"]["weights"][
+            "group_size"
+        ] = 96
 
     msg = errors_of(m)
-    assert "recipes.w4a16-int.weights.group_size" in msg and "96" in msg and "tiny-llama" in msg
+    assert "'recipes.w4a16-int.modifiers': weights group_size 96 does not divide" in msg and "tiny-llama" in msg
 
 
 def test_missing_calibration_file():
@@ -91,10 +93,15 @@ def test_undefined_calibration_set():
 
 def test_model_overrides_merge_over_recipes():
     cfg = copy.deepcopy(DEFAULT)
-    cfg["models"]["tiny-llama"]["recipe_overrides"] = {"w8a8-int": {"weights": {"observer": "mse"}}}
+    cfg["models"]["tiny-llama"]["recipe_overrides"] = {
+        "w8a8-int": {"modifiers": {"GPTQModifier": {"config_groups": {"group_0": {"weights": {"observer": "mse"}}}}}}
+    }
     r = effective_recipe(cfg, "tiny-llama", "w8a8-int")
-    assert r["weights"]["observer"] == "mse" and r["weights"]["num_bits"] == 8
-    assert DEFAULT["recipes"]["w8a8-int"]["weights"]["observer"] == "minmax"  # not mutated
+    weights = r["modifiers"][1]["GPTQModifier"]["config_groups"]["group_0"]["weights"]
+    assert weights["observer"] == "mse" and weights["num_bits"] == 8
+    assert r["modifiers"][0] == DEFAULT["recipes"]["w8a8-int"]["modifiers"][0]  # SmoothQuant kept
+    default = DEFAULT["recipes"]["w8a8-int"]["modifiers"][1]["GPTQModifier"]["config_groups"]["group_0"]["weights"]
+    assert default["observer"] == "minmax"  # not mutated
 
 
 def test_fixture_layers_are_multiples_of_128():
@@ -174,11 +181,30 @@ def test_perf_schemes_must_be_schemes_and_need_a_performance_block():
     assert any("models.m.perf_schemes" in e for e in _performance_errors(cfg, "m", None))
 
 
-def test_gptq_knobs_on_an_rtn_recipe_are_rejected():
-    msg = errors_of(lambda c: c["recipes"]["w8a8-fp"].update(actorder="off"))
-    assert "'recipes.w8a8-fp.actorder'" in msg and "gptq only" in msg
-    msg = errors_of(lambda c: c["recipes"]["w4a16-int"].update(actorder="group"))
-    assert "'recipes.w4a16-int.actorder'" in msg and "group" in msg
+def test_gptq_knobs_on_a_round_to_nearest_modifier_are_rejected():
+    msg = errors_of(lambda c: c["recipes"]["w8a8-fp"]["modifiers"][0]["QuantizationModifier"].update(actorder=None))
+    assert "'recipes.w8a8-fp.modifiers[0].QuantizationModifier.actorder'" in msg and "no argument" in msg
+
+
+def test_a_recipe_needing_calibration_without_it_is_rejected():
+    msg = errors_of(lambda c: c["recipes"]["w4a16-awq"].pop("calibration"))
+    assert "'recipes.w4a16-awq.calibration'" in msg and "needs calibration data" in msg
+
+
+def test_an_override_naming_a_modifier_the_recipe_lacks_is_rejected():
+    def m(c):
+        c["models"]["tiny-llama"]["recipe_overrides"] = {"w8a8-fp": {"modifiers": {"GPTQModifier": {}}}}
+
+    msg = errors_of(m)
+    assert "'models.tiny-llama.recipe_overrides.w8a8-fp.modifiers.GPTQModifier'" in msg
+
+
+def test_a_format_outside_the_support_matrix_is_named():
+    def m(c):
+        c["recipes"]["w8a16-int"]["modifiers"][0]["QuantizationModifier"]["scheme"] = "W3A16"
+
+    msg = errors_of(m)
+    assert "'recipes.w8a16-int'" in msg and "not in the support matrix" in msg and "support_matrix" in msg
 
 
 def test_task_engine_args_are_checked_like_the_evaluation_ones():

@@ -78,7 +78,9 @@ def test_smollm2_header_from_the_wheel():
 def smollm2(group_size=None):
     cfg = copy.deepcopy(SMOLLM2)
     if group_size is not None:
-        cfg["models"]["smollm2-135m-instruct"]["recipe_overrides"]["w4a16-int"]["weights"]["group_size"] = group_size
+        cfg["models"]["smollm2-135m-instruct"]["recipe_overrides"]["w4a16-int"]["modifiers"]["GPTQModifier"][
+            "config_groups"
+        ]["group_0"]["weights"]["group_size"] = group_size
     assert not apply_gguf_paths(cfg)
     return cfg
 
@@ -95,14 +97,16 @@ def test_g128_is_reported_with_what_divides_before_the_model_exists(tmp_path):
     with pytest.raises(ConfigError) as e:
         validate_config(smollm2(group_size=128), SCHEMA, tmp_path, gguf_site_dirs=SITE)
     msg = str(e.value)
-    assert "recipes.w4a16-int.weights.group_size': 128 does not divide the input size 576" in msg
-    assert "[16, 32, 64]" in msg and "recipe_overrides.w4a16-int.weights.group_size" in msg
+    assert "recipes.w4a16-int.modifiers': weights group_size 128 does not divide the input size 576" in msg
+    assert "[16, 32, 64]" in msg and "models.smollm2-135m-instruct.recipe_overrides.w4a16-int.modifiers" in msg
 
 
 @needs_wheel
 def test_g128_stops_a_dry_run_before_any_job(tmp_path):
     cfg = copy.deepcopy(SMOLLM2)
-    cfg["models"]["smollm2-135m-instruct"]["recipe_overrides"]["w4a16-int"]["weights"]["group_size"] = 128
+    cfg["models"]["smollm2-135m-instruct"]["recipe_overrides"]["w4a16-int"]["modifiers"]["GPTQModifier"][
+        "config_groups"
+    ]["group_0"]["weights"]["group_size"] = 128
     f = tmp_path / "g128.yaml"
     f.write_text(yaml.safe_dump(cfg))
     r = subprocess.run(

@@ -152,18 +152,25 @@ def test_perf_json_is_valid_json(tmp_path):
     assert json.loads((d / MANIFEST).read_text())["format"] == PERF_FORMAT
 
 
-def test_fp8_on_a_gpu_without_fp8_units_is_labelled_what_it_ran(tmp_path):
-    """Ampere (A6000, A100) serves FP8 checkpoints weight-only (Marlin): not W8A8-FP8."""
+def test_each_row_says_what_the_hardware_ran(tmp_path):
+    """served_as comes from the support matrix: Ampere serves FP8 checkpoints weight-only
+    (Marlin), not as W8A8-FP8; Hopper natively; INT8 natively on both."""
     from pathlib import Path
 
     import yaml
 
+    from quantstudy.core.schemes import arch_of, support
+
     paper = yaml.safe_load((Path(__file__).resolve().parents[2] / "config/paper.yaml").read_text())
-    ampere = {"cpu": paper["gpu_types"]["a100"]}  # make_dir's gpu is "cpu"
-    [row, *_] = point_rows(make_dir(tmp_path, "w8a8-fp"), ampere)
-    assert (row["scheme"], row["served_as"]) == ("w8a8-fp", "w8-fp weight-only (Marlin)")
-    [row, *_] = point_rows(make_dir(tmp_path / "h", "w8a8-fp"), {"cpu": paper["gpu_types"]["h100"]})
-    assert row["served_as"] == "w8a8-fp"
-    [row, *_] = point_rows(make_dir(tmp_path / "i", "w8a8-int"), ampere)
+    model = "llama-3.1-8b-instruct"
+
+    def table(gpu):  # make_dir's model/gpu are m/cpu
+        return {"m": {"cpu": {s: support(paper, model, s, arch_of(paper, gpu)) for s in paper["schemes"]}}}
+
+    [row, *_] = point_rows(make_dir(tmp_path, "w8a8-fp"), table("a100"))
+    assert (row["scheme"], row["served_as"]) == ("w8a8-fp", "FP8 weight-only (Marlin), activations bf16")
+    [row, *_] = point_rows(make_dir(tmp_path / "h", "w8a8-fp"), table("h100"))
+    assert row["served_as"] == "w8a8-fp8"
+    [row, *_] = point_rows(make_dir(tmp_path / "i", "w8a8-int"), table("a100"))
     assert row["served_as"] == "w8a8-int"  # INT8 has tensor cores on Ampere
-    assert paper["gpu_types"]["a6000"]["fp8"] is False and "served_as" in FIELDS
+    assert "served_as" in FIELDS
