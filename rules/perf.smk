@@ -57,9 +57,11 @@ if PERFORMANCE:
             runtime=10,
         params:
             support=support_table(),
+            schemes=json.dumps(SCHEMES),
         shell:
             "$QS_PYTHON_ANALYSIS -m quantstudy.perf.perf_table {input.perf:q} --csv {output.csv:q}"
-            " --sweep-csv {output.sweep:q} --support {params.support:q} > {log:q} 2>&1"
+            " --sweep-csv {output.sweep:q} --support {params.support:q} --schemes {params.schemes:q}"
+            " > {log:q} 2>&1"
 
     rule cost:
         input:
@@ -102,7 +104,8 @@ if PERFORMANCE:
         params:
             floor=config["guideline"]["recovery_floor_pct"],
             suites=json.dumps(config.get("guideline", {}).get("suites", [])),
+            schemes=json.dumps(SCHEMES),
         shell:
             "$QS_PYTHON_ANALYSIS -m quantstudy.perf.guideline --cost {input.cost:q} --summary {input.summary:q}"
             " --perf {input.perf:q} --floor {params.floor} --suites {params.suites:q}"
-            " --csv {output.csv:q} --md {output.md:q} > {log:q} 2>&1"
+            " --csv {output.csv:q} --md {output.md:q} --schemes {params.schemes:q} > {log:q} 2>&1"

@@ -55,12 +55,14 @@ rule figures:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        schemes=json.dumps(SCHEMES),
     shell:
         "$QS_PYTHON_ANALYSIS -m quantstudy.report.figures --summary {input.summary:q}"
         " --perf {input.perf:q} --cost {input.cost:q}"
         " --recovery {output.recovery:q} --similarity {output.similarity:q}"
         " --throughput {output.throughput:q}"
-        " --cost-figure {output.cost:q} > {log:q} 2>&1"
+        " --cost-figure {output.cost:q} --schemes {params.schemes:q} > {log:q} 2>&1"
 
 
 rule report_tables:
@@ -99,8 +101,10 @@ rule report_tables:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        schemes=json.dumps(SCHEMES),
     shell:
         "$QS_PYTHON_ANALYSIS -m quantstudy.report.report_tables --summary {input.summary:q}"
         " --guideline {input.guideline:q}"
         " --recovery {output.recovery:q} --similarity {output.similarity:q}"
-        " --guideline-html {output.guideline:q} > {log:q} 2>&1"
+        " --guideline-html {output.guideline:q} --schemes {params.schemes:q} > {log:q} 2>&1"

@@ -34,9 +34,10 @@ rule summary:
             {t: s["normalize"] for t, s in config["tasks"].items() if s.get("normalize")},
             sort_keys=True,
         ),
+        schemes=json.dumps(SCHEMES),
     shell:
         "$QS_PYTHON_ANALYSIS -m quantstudy.summary.summary {input.evals:q} --csv {output.csv:q} --md {output.md:q}"
         " --similarity {input.similarity:q} --skipped {params.skipped:q}"
         " --samples {input.samples:q} --normalize {params.normalize:q}"
-        " --significance {params.significance:q}"
+        " --significance {params.significance:q} --schemes {params.schemes:q}"
         " > {log:q} 2>&1"

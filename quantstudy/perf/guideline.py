@@ -5,8 +5,9 @@ least the floor (default 99%), recommend the one with the most queries per dolla
 - A scheme's recovery is its lowest suite recovery (summary.csv suite rows: the ratio of
   the suite averages), over every suite or the configured ones: it must hold everywhere.
   bf16 is the baseline: 100% by definition.
-- Ties in queries per dollar go to the higher recovery, then to the scheme listed first
-  (bf16, w8a8-fp, w8a8-int, w4a16-int): the simpler deployment.
+- Ties in queries per dollar go to the higher recovery, then to the scheme listed first in
+  the config's `schemes` (--schemes; quantstudy/core/schemeorder.py): list the simpler
+  deployment first, bf16 leading.
 - The runner-up is the next eligible scheme; the margin is how much more the recommended
   one serves per dollar (%). It is flagged `within_noise` when smaller than twice the
   larger run-to-run coefficient of variation of the two throughputs.
@@ -18,7 +19,8 @@ The rule's entry point, also run by hand:
     results/cost.csv + results/summary.csv -> results/guideline.csv and results/guideline.md.
 
         python -m quantstudy.perf.guideline --cost results/cost.csv --summary results/summary.csv \\
-            --floor 99 --csv /tmp/guideline.csv --md /tmp/guideline.md
+            --floor 99 --csv /tmp/guideline.csv --md /tmp/guideline.md \\
+            --schemes '["bf16", "fp8", "int8", "int4"]'
 
     The rule is stated in quantstudy/perf/guideline.py and in the markdown it writes.
 """
@@ -31,8 +33,8 @@ import math
 
 from quantstudy.core import atomic, cli
 from quantstudy.core.config import BASELINE
+from quantstudy.core.schemeorder import add_schemes_arg, ordered, scheme_key
 from quantstudy.core.tables import read_csv, to_csv
-from quantstudy.summary.summary import scheme_key
 
 FIELDS = [
     "model",
@@ -80,8 +82,10 @@ def _num(x):
     return x if math.isfinite(x) else None
 
 
-def recommend(cost_rows: list[dict], recovery: dict, floor_pct: float) -> list[dict]:
-    """One guideline row per (model, gpu, mode, use case) in the cost table."""
+def recommend(cost_rows: list[dict], recovery: dict, floor_pct: float, order: list[str]) -> list[dict]:
+    """One guideline row per (model, gpu, mode, use case) in the cost table; `order` (the
+    config's `schemes`) lists the schemes and breaks the last ties."""
+    order_key = scheme_key(order)
     groups: dict[tuple, dict] = {}
     for c in cost_rows:
         groups.setdefault((c["model"], c["gpu"], c["mode"], c["use_case"]), {})[c["scheme"]] = c
@@ -92,7 +96,7 @@ def recommend(cost_rows: list[dict], recovery: dict, floor_pct: float) -> list[d
     rows = []
     for (model, gpu, mode, use_case), by_scheme in sorted(groups.items()):
         eligible, excluded = [], []
-        for scheme in sorted(set(by_scheme) | schemes_with_accuracy.get(model, set()), key=scheme_key):
+        for scheme in sorted(set(by_scheme) | schemes_with_accuracy.get(model, set()), key=order_key):
             c = by_scheme.get(scheme)
             rec = recovery.get((model, scheme))
             if c is None or c.get("queries_per_dollar") is None:
@@ -105,7 +109,7 @@ def recommend(cost_rows: list[dict], recovery: dict, floor_pct: float) -> list[d
                 excluded.append((scheme, f"recovery {rec[0]:.2f}% on {rec[1]} < {floor_pct:g}%"))
             else:
                 eligible.append((scheme, c, rec[0]))
-        ranked = sorted(eligible, key=lambda e: (-e[1]["queries_per_dollar"], -e[2], scheme_key(e[0])))
+        ranked = sorted(eligible, key=lambda e: (-e[1]["queries_per_dollar"], -e[2], order_key(e[0])))
         row = {
             "model": model,
             "gpu": gpu,
@@ -146,14 +150,17 @@ def _f(x, fmt="{:.4g}"):
     return "—" if x is None else fmt.format(x)
 
 
-def to_markdown(rows: list[dict], floor_pct: float, hardware: dict | None = None) -> str:
+def to_markdown(rows: list[dict], floor_pct: float, hardware: dict | None = None, *, order: list[str]) -> str:
+    """guideline.md; `order` (the config's `schemes`) is the tie-break order it states."""
+    tie_order = ", ".join(ordered([BASELINE, *order], order))
     out = [
         "# Deployment guideline",
         "",
         f"For each model, GPU type, serving mode and use case: the scheme with the most queries per dollar "
         f"among those whose accuracy recovery is at least **{floor_pct:g}%** of bf16 on every suite "
-        "(lowest suite recovery; bf16 = 100%). Ties go to the higher recovery, then to bf16, w8a8-fp, "
-        "w8a8-int, w4a16-int in that order. The margin is how many % more queries per dollar the "
+        "(lowest suite recovery; bf16 = 100%). Ties go to the higher recovery, then to "
+        f"{tie_order} in that order (the config's `schemes`), any other "
+        "scheme after them by name. The margin is how many % more queries per dollar the "
         "recommendation serves than the runner-up; *within noise* marks a margin under twice the "
         "run-to-run coefficient of variation of the throughputs. sync = one request at a time; "
         "async = continuous batching at saturation. Computed from this run's perf.csv, cost.csv and "
@@ -199,11 +206,12 @@ def main(argv=None) -> int:
     ap.add_argument("--suites", default="[]", help="JSON list of suites the floor applies to ([] = all)")
     ap.add_argument("--csv", required=True)
     ap.add_argument("--md", required=True)
+    add_schemes_arg(ap)
     args = ap.parse_args(argv)
     recovery = scheme_recovery(read_csv(args.summary), json.loads(args.suites) or None)
-    rows = recommend(read_csv(args.cost), recovery, args.floor)
+    rows = recommend(read_csv(args.cost), recovery, args.floor, args.schemes)
     hardware = {r["gpu"]: r["hardware"] for r in read_csv(args.perf)} if args.perf else None
-    atomic.write_text(args.md, to_markdown(rows, args.floor, hardware))
+    atomic.write_text(args.md, to_markdown(rows, args.floor, hardware, order=args.schemes))
     atomic.write_text(args.csv, to_csv(rows, FIELDS))
     for r in rows:
         log.info(

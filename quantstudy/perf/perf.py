@@ -51,7 +51,7 @@ from quantstudy.core.runtime import (
     offline_env,
     package_versions,
 )
-from quantstudy.summary.summary import scheme_key
+from quantstudy.core.schemeorder import scheme_key
 
 PERF_FORMAT = "quantstudy.perf/1"
 MANIFEST = "manifest.json"
@@ -241,23 +241,24 @@ def point_rows(perf_dir: str | Path, support: dict | None = None) -> list[dict]:
     return rows
 
 
-def split_rows(rows: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(perf rows: sync + the saturated async point, sweep rows: every async point)."""
+def split_rows(rows: list[dict], order: list[str]) -> tuple[list[dict], list[dict]]:
+    """(perf rows: sync + the saturated async point, sweep rows: every async point), each
+    sorted by model, gpu, use case, mode, then scheme in `order` (the config's `schemes`)."""
     main = [r for r in rows if r["mode"] == "sync" or r["rate_fraction"] is None]
     sweep = [r for r in rows if r["mode"] == "async"]
-    key = _order
+    by_scheme = scheme_key(order)
+
+    def key(r):
+        return (
+            r["model"],
+            r["gpu"],
+            r["use_case"],
+            r["mode"] != "sync",
+            by_scheme(r["scheme"]),
+            r["rate_fraction"] if r["rate_fraction"] is not None else math.inf,
+        )
+
     return sorted(main, key=key), sorted(sweep, key=key)
-
-
-def _order(r):
-    return (
-        r["model"],
-        r["gpu"],
-        r["use_case"],
-        r["mode"] != "sync",
-        scheme_key(r["scheme"]),
-        r["rate_fraction"] if r["rate_fraction"] is not None else math.inf,
-    )
 
 
 log = logging.getLogger("perf")

@@ -3,7 +3,12 @@
 
     python -m quantstudy.report.figures --summary results/summary.csv --perf results/perf.csv \\
         --cost results/cost.csv --recovery /tmp/recovery.svg \\
-        --throughput /tmp/accuracy_vs_throughput.svg --cost-figure /tmp/accuracy_vs_cost.svg
+        --throughput /tmp/accuracy_vs_throughput.svg --cost-figure /tmp/accuracy_vs_cost.svg \\
+        --schemes '["bf16", "fp8", "int8", "int4"]'
+
+--schemes is the config's `schemes` list: the order of the schemes in every figure and their
+colours (bf16 grey, the others a palette colour each by position), shared by all the figures;
+a scheme found in the CSVs but not listed comes after the listed ones, by name.
 
 --perf/--cost may be left out or name a missing file: those figures then say that
 nothing was measured. Recovery intervals are drawn when summary.csv has the
@@ -16,6 +21,7 @@ import logging
 import os
 
 from quantstudy.core import cli
+from quantstudy.core.schemeorder import add_schemes_arg, ordered
 from quantstudy.report import plots
 
 log = logging.getLogger("plot")
@@ -39,31 +45,36 @@ def main(argv=None) -> int:
     ap.add_argument("--similarity", help="output: similarity of each scheme's answers to bf16's")
     ap.add_argument("--throughput", help="output: accuracy vs request throughput")
     ap.add_argument("--cost-figure", help="output: accuracy vs queries per dollar")
+    add_schemes_arg(ap)
     args = ap.parse_args(argv)
 
     summary = plots.read_csv(args.summary)
-    info = plots.plot_recovery(summary, args.recovery)
+    perf, cost = _rows(args.perf), _rows(args.cost)
+    # Every scheme of every input in one order, so each keeps one colour across the figures.
+    order = ordered([*args.schemes, *(r["scheme"] for r in summary + perf + cost)], args.schemes)
+    info = plots.plot_recovery(summary, args.recovery, order)
     log.info("recovery: %s -> %s", info, args.recovery)
     if args.similarity:
-        info = plots.plot_similarity(summary, args.similarity)
+        info = plots.plot_similarity(summary, args.similarity, order)
         log.info("similarity: %s -> %s", info, args.similarity)
-    perf = _rows(args.perf)
     hardware = plots.hardware_by_gpu(perf)
     if args.throughput:
         info = plots.plot_tradeoff(
-            plots.tradeoff_panels(summary, perf, "request_throughput"),
+            plots.tradeoff_panels(summary, perf, "request_throughput", order),
             args.throughput,
             "request throughput (requests/s)",
             hardware,
+            order=order,
             what="throughput",
         )
         log.info("throughput: %s -> %s", info, args.throughput)
     if args.cost_figure:
         info = plots.plot_tradeoff(
-            plots.tradeoff_panels(summary, _rows(args.cost), "queries_per_dollar"),
+            plots.tradeoff_panels(summary, cost, "queries_per_dollar", order),
             args.cost_figure,
             "queries per dollar",
             hardware,
+            order=order,
             what="cost",
         )
         log.info("cost: %s -> %s", info, args.cost_figure)

@@ -16,6 +16,10 @@ Definitions used in every caption:
 - throughput / queries per dollar of a scheme = the geometric mean over the use cases
   measured for every scheme of that (model, gpu, mode), so each use case weighs the same
   whatever its request length.
+
+Schemes are ordered and coloured by the config's `schemes` list (`order`, passed down from
+figures.py's --schemes) through quantstudy/core/schemeorder.py: bf16 grey, every other scheme its
+own palette colour by position, the same in every figure drawn from the same order.
 """
 
 from __future__ import annotations
@@ -25,11 +29,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from quantstudy.core.config import BASELINE
+from quantstudy.core.schemeorder import scheme_colors, scheme_key
 from quantstudy.core.tables import read_csv
 
-SCHEME_ORDER = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]
-SCHEME_COLORS = {"bf16": "#4d4d4d", "w8a8-fp": "#1b9e77", "w8a8-int": "#d95f02", "w4a16-int": "#7570b3"}
-EXTRA_COLORS = ["#e7298a", "#66a61e", "#e6ab02", "#a6761d"]
 MODE_ORDER = ["sync", "async"]
 CI_LOW, CI_HIGH, SIGNIFICANT = "recovery_ci_low", "recovery_ci_high", "drop_significant"
 
@@ -56,16 +58,6 @@ def num(x) -> float | None:
 
 def truthy(x) -> bool:
     return str(x).strip().lower() in ("1", "true", "yes")
-
-
-def scheme_key(s: str):
-    return (SCHEME_ORDER.index(s) if s in SCHEME_ORDER else len(SCHEME_ORDER), s)
-
-
-def scheme_color(s: str, others: list[str]) -> str:
-    if s in SCHEME_COLORS:
-        return SCHEME_COLORS[s]
-    return EXTRA_COLORS[others.index(s) % len(EXTRA_COLORS)] if s in others else EXTRA_COLORS[0]
 
 
 def mode_key(m: str):
@@ -115,8 +107,9 @@ def has_intervals(summary: list[dict]) -> bool:
     return any(num(r.get(CI_LOW)) is not None and num(r.get(CI_HIGH)) is not None for r in summary)
 
 
-def recovery_bars_data(summary: list[dict]) -> dict[str, dict]:
-    """Per model: groups (tasks, then suites) x quantized schemes -> recovery, interval, flag."""
+def recovery_bars_data(summary: list[dict], order: list[str]) -> dict[str, dict]:
+    """Per model: groups (tasks, then suites) x quantized schemes (in `order`) -> recovery,
+    interval, flag."""
     prim = primary_metrics(summary)
     out = {}
     for model in sorted({r["model"] for r in summary if r.get("level") in ("task", "suite")}):
@@ -134,7 +127,7 @@ def recovery_bars_data(summary: list[dict]) -> dict[str, dict]:
                 + [(r["level"], r["task"]) for r in rows if r["level"] == "suite"]
             )
         )
-        schemes = sorted({r["scheme"] for r in rows if r["scheme"] != BASELINE}, key=scheme_key)
+        schemes = sorted({r["scheme"] for r in rows if r["scheme"] != BASELINE}, key=scheme_key(order))
         cells = {}
         for r in rows:
             rec = num(r.get("recovery_pct"))
@@ -210,9 +203,9 @@ def report_labels(figure: str):
     return labels
 
 
-def tradeoff_panels(summary: list[dict], rows: list[dict], field: str) -> list[dict]:
-    """One panel per (model, gpu, mode) of perf.csv or cost.csv rows: per scheme, x = the
-    geometric mean of `field` over the use cases every scheme of the panel has, y = its
+def tradeoff_panels(summary: list[dict], rows: list[dict], field: str, order: list[str]) -> list[dict]:
+    """One panel per (model, gpu, mode) of perf.csv or cost.csv rows: per scheme (in `order`),
+    x = the geometric mean of `field` over the use cases every scheme of the panel has, y = its
     accuracy (scheme_accuracy), and whether it is on the Pareto front."""
     acc = scheme_accuracy(summary)
     by_panel = defaultdict(lambda: defaultdict(dict))
@@ -225,7 +218,7 @@ def tradeoff_panels(summary: list[dict], rows: list[dict], field: str) -> list[d
     for model, gpu, mode in sorted(by_panel, key=lambda k: (k[0], k[1], mode_key(k[2]))):
         per_scheme = by_panel[(model, gpu, mode)]
         common = sorted(set.intersection(*(set(u) for u in per_scheme.values())))
-        schemes = sorted(per_scheme, key=scheme_key)
+        schemes = sorted(per_scheme, key=scheme_key(order))
         pts = []
         for s in schemes:
             x = geomean([per_scheme[s][u] for u in common]) if common else None
@@ -279,16 +272,17 @@ def _empty(plt, out, message: str) -> None:
     plt.close(fig)
 
 
-def plot_recovery(summary: list[dict], out) -> dict:
+def plot_recovery(summary: list[dict], out, order: list[str]) -> dict:
     """Bars of recovery (%) per task/suite x quantized scheme, one panel per model, with the
     95% interval as error bars when summary.csv has it. Returns what was drawn."""
     plt = _plt()
-    data = recovery_bars_data(summary)
+    data = recovery_bars_data(summary, order)
     intervals = has_intervals(summary)
     data = {m: d for m, d in data.items() if d["groups"] and d["schemes"]}
     if not data:
         _empty(plt, out, "No recovery to draw: summary.csv has no quantized scheme with a bf16 baseline.")
         return {"models": [], "intervals": intervals}
+    colors = scheme_colors(order, (s for d in data.values() for s in d["schemes"]))
     width_groups = max(len(d["groups"]) for d in data.values())
     fig, axes = plt.subplots(len(data), 1, figsize=(max(6.0, 1.3 * width_groups + 2.5), 3.4 * len(data)), squeeze=False)
     for ax, (model, d) in zip(axes[:, 0], data.items(), strict=True):
@@ -312,7 +306,7 @@ def plot_recovery(summary: list[dict], out) -> dict:
                 ys,
                 width=w,
                 label=s,
-                color=scheme_color(s, d["schemes"]),
+                color=colors[s],
                 yerr=yerr,
                 capsize=3 if intervals else 0,
                 error_kw={"elinewidth": 1, "ecolor": "black"},
@@ -345,9 +339,9 @@ def plot_recovery(summary: list[dict], out) -> dict:
 SIMILARITY_SHOWN = ["rouge1", "rougeL", "chrf", "sts", "bertscore_f1", "exact_match", "top1_agreement"]
 
 
-def similarity_bars_data(summary: list[dict]) -> dict[str, dict]:
-    """Per model: the 0-1 similarity measures to bf16 (1 = identical) x quantized scheme,
-    with their standard errors, from the summary's similarity rows."""
+def similarity_bars_data(summary: list[dict], order: list[str]) -> dict[str, dict]:
+    """Per model: the 0-1 similarity measures to bf16 (1 = identical) x quantized scheme (in
+    `order`), with their standard errors, from the summary's similarity rows."""
     from quantstudy.summary.summary import SIMILARITY_LABELS
 
     out = {}
@@ -358,20 +352,21 @@ def similarity_bars_data(summary: list[dict]) -> dict[str, dict]:
         out[model] = {
             "metrics": metrics,
             "labels": [SIMILARITY_LABELS.get(m, m) for m in metrics],
-            "schemes": sorted({r["scheme"] for r in mrows}, key=scheme_key),
+            "schemes": sorted({r["scheme"] for r in mrows}, key=scheme_key(order)),
             "cells": {(r["metric"], r["scheme"]): (num(r["score"]), num(r.get("stderr"))) for r in mrows},
         }
     return out
 
 
-def plot_similarity(summary: list[dict], out) -> dict:
+def plot_similarity(summary: list[dict], out, order: list[str]) -> dict:
     """Bars of each quantized scheme's similarity to bf16 (ROUGE, chrF, STS, BERTScore,
     identical answers, same top-1 token), mean +- standard error, one panel per model."""
     plt = _plt()
-    data = {m: d for m, d in similarity_bars_data(summary).items() if d["metrics"] and d["schemes"]}
+    data = {m: d for m, d in similarity_bars_data(summary, order).items() if d["metrics"] and d["schemes"]}
     if not data:
         _empty(plt, out, "No similarity to bf16 to draw: the config has no similarity stage.")
         return {"models": []}
+    colors = scheme_colors(order, (s for d in data.values() for s in d["schemes"]))
     fig, axes = plt.subplots(
         len(data),
         1,
@@ -397,7 +392,7 @@ def plot_similarity(summary: list[dict], out) -> dict:
                 yerr=es,
                 capsize=3,
                 label=s,
-                color=scheme_color(s, d["schemes"]),
+                color=colors[s],
                 error_kw={"elinewidth": 1, "ecolor": "black"},
             )
         ax.axhline(1.0, color="black", lw=0.8, ls="--")
@@ -414,7 +409,9 @@ def plot_similarity(summary: list[dict], out) -> dict:
     return {"models": list(data)}
 
 
-def plot_tradeoff(panels: list[dict], out, xlabel: str, hardware: dict[str, str] | None = None, what: str = "") -> dict:
+def plot_tradeoff(
+    panels: list[dict], out, xlabel: str, hardware: dict[str, str] | None = None, what: str = "", *, order: list[str]
+) -> dict:
     """Scatter of accuracy (y) against a performance measure (x), one point per scheme,
     one panel per (model, gpu, mode); the Pareto front joined and its points filled."""
     plt = _plt()
@@ -423,6 +420,7 @@ def plot_tradeoff(panels: list[dict], out, xlabel: str, hardware: dict[str, str]
     if not panels:
         _empty(plt, out, f"No {what or xlabel} to draw: no performance rows with accuracy for the same scheme.")
         return {"panels": 0}
+    colors = scheme_colors(order, (pt["scheme"] for p in panels for pt in p["points"]))
     rows = sorted({(p["model"], p["gpu"]) for p in panels})
     modes = sorted({p["mode"] for p in panels}, key=mode_key)
     fig, axes = plt.subplots(len(rows), len(modes), figsize=(5.2 * len(modes), 3.9 * len(rows)), squeeze=False)
@@ -432,9 +430,8 @@ def plot_tradeoff(panels: list[dict], out, xlabel: str, hardware: dict[str, str]
         ax = axes[rows.index((p["model"], p["gpu"])), modes.index(p["mode"])]
         ax.axis("on")
         pts = [pt for pt in p["points"] if pt["x"] is not None and pt["y"] is not None]
-        schemes = [pt["scheme"] for pt in p["points"]]
         for pt in pts:
-            color = scheme_color(pt["scheme"], schemes)
+            color = colors[pt["scheme"]]
             ax.scatter(
                 [pt["x"]],
                 [pt["y"]],

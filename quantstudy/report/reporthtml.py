@@ -122,14 +122,16 @@ def typed_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
-def recovery_page(summary: list[dict]) -> str:
+def recovery_page(summary: list[dict], order: list[str]) -> str:
+    """The scores and recovery tables; columns in scheme order (`order`: the config's `schemes`)."""
     rows = [r for r in typed_rows(summary) if r.get("level") != SIMILARITY_LEVEL]
     if not rows:
         return page("Accuracy recovery", "<h1>Accuracy recovery</h1><p>No evaluation rows in summary.csv.</p>")
-    return page("Accuracy recovery", markdown_to_html(to_markdown(rows)))
+    return page("Accuracy recovery", markdown_to_html(to_markdown(rows, order=order)))
 
 
-def similarity_page(summary: list[dict]) -> str:
+def similarity_page(summary: list[dict], order: list[str]) -> str:
+    """The drift tables; columns in scheme order (`order`: the config's `schemes`)."""
     rows = [r for r in typed_rows(summary) if r.get("level") == SIMILARITY_LEVEL]
     if not rows:
         body = (
@@ -137,7 +139,7 @@ def similarity_page(summary: list[dict]) -> str:
             "(no <code>similarity:</code> block in the config).</p>"
         )
     else:
-        body = "<h1>Similarity to bf16</h1>\n" + markdown_to_html("\n".join(similarity_markdown(rows)))
+        body = "<h1>Similarity to bf16</h1>\n" + markdown_to_html("\n".join(similarity_markdown(rows, order=order)))
     return page("Similarity to bf16", body)
 
 

@@ -18,9 +18,10 @@ The rule's entry point, also run by hand:
 
     Collect per-task eval JSONs into results/summary.csv and results/summary.md.
 
-        python -m quantstudy.summary.summary results/eval/*/*/*.json --csv /tmp/s.csv --md /tmp/s.md \
+        python -m quantstudy.summary.summary results/eval/*/*/*.json --csv /tmp/s.csv --md /tmp/s.md \\
             --samples results/eval/*/*/*.samples.jsonl \\
-            --significance '{"seed": 0, "n_resamples": 1000, "confidence": 0.95}'
+            --significance '{"seed": 0, "n_resamples": 1000, "confidence": 0.95}' \\
+            --schemes '["bf16", "fp8", "int8", "int4"]'
 
     With --samples (each beside its eval JSON: X.samples.jsonl for X.json), every recovery of
     a quantized scheme gets a paired-bootstrap confidence interval (quantstudy/summary/bootstrap.py).
@@ -39,11 +40,11 @@ from pathlib import Path
 from quantstudy.core import atomic, cli, tables
 from quantstudy.core.config import BASELINE
 from quantstudy.core.results import read_result
+from quantstudy.core.schemeorder import add_schemes_arg, scheme_key
 from quantstudy.evaluate.lmeval import EvalFileError, metric_aggregation, metric_direction, read_eval_json
 from quantstudy.similarity.textsim import SIMILARITY_FORMAT
 from quantstudy.summary import bootstrap, leaderboard
 
-SCHEME_ORDER = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]
 SIGNIFICANCE_FIELDS = ["recovery_ci_low", "recovery_ci_high", "drop_significant", "gain_significant", "n_paired"]
 FIELDS = [
     "model",
@@ -78,11 +79,6 @@ def mean_stderr(stderrs: list[float | None]) -> float | None:
     return math.sqrt(sum(s * s for s in stderrs)) / len(stderrs)
 
 
-def scheme_key(s: str):
-    """Sort key: the paper's scheme order, then any other scheme by name."""
-    return (SCHEME_ORDER.index(s) if s in SCHEME_ORDER else len(SCHEME_ORDER), s)
-
-
 def with_normalized(e: dict, method: str | None) -> dict:
     """The eval result with the normalized score as its first (primary) metric, if configured."""
     if not method:
@@ -104,16 +100,20 @@ def build_rows(
     normalize: dict[str, str] | None = None,
     samples: dict[tuple, list[dict]] | None = None,
     significance: dict | None = None,
+    *,
+    order: list[str],
 ) -> list[dict]:
     """One row per (model, scheme, task, metric), then one per (model, scheme, suite).
 
     normalize: {task: "leaderboard-v2"}; samples: {(model, scheme, task): lm-eval per-item
     rows}; significance: bootstrap settings (seed, n_resamples, confidence), None = no
-    intervals. Rows whose interval could not be computed say why in `ci_note` (not a column)."""
+    intervals; order: the config's `schemes`, the order of the rows (quantstudy/core/schemeorder.py).
+    Rows whose interval could not be computed say why in `ci_note` (not a column)."""
     evals = [with_normalized(e, (normalize or {}).get(e["task"])) for e in evals]
     by_key = {(e["model"], e["scheme"], e["task"]): e for e in evals}
     sig = Significance(by_key, samples or {}, significance) if significance is not None else None
-    ordered = sorted(evals, key=lambda e: (e["model"], scheme_key(e["scheme"]), e["suite"], e["task"]))
+    by_scheme = scheme_key(order)
+    ordered = sorted(evals, key=lambda e: (e["model"], by_scheme(e["scheme"]), e["suite"], e["task"]))
     rows = []
     for e in ordered:
         base = by_key.get((e["model"], BASELINE, e["task"]))
@@ -309,9 +309,10 @@ def to_csv(rows: list[dict]) -> str:
     return tables.to_csv(rows, FIELDS)  # the one CSV writer (quantstudy/core/tables.py)
 
 
-def to_markdown(rows: list[dict], significance: dict | None = None, normalized_tasks=()) -> str:
+def to_markdown(rows: list[dict], significance: dict | None = None, normalized_tasks=(), *, order: list[str]) -> str:
     """significance: the bootstrap settings used (None: rows have no intervals);
-    normalized_tasks: tasks whose primary metric is the leaderboard-v2 normalized score."""
+    normalized_tasks: tasks whose primary metric is the leaderboard-v2 normalized score;
+    order: the config's `schemes`, the order of the columns."""
     out = [
         "# quantstudy summary",
         "",
@@ -344,7 +345,7 @@ def to_markdown(rows: list[dict], significance: dict | None = None, normalized_t
     rows = [r for r in rows if r["level"] != SIMILARITY_LEVEL]
     for model in sorted({r["model"] for r in rows}):
         mrows = [r for r in rows if r["model"] == model]
-        schemes = sorted({r["scheme"] for r in mrows}, key=scheme_key)
+        schemes = sorted({r["scheme"] for r in mrows}, key=scheme_key(order))
         cells = {(r["level"], r["task"], r["metric"], r["scheme"]): r for r in mrows}
         lines = sorted({(r["level"] != "task", r["level"], r["task"], r["metric"]) for r in mrows})
         out += [
@@ -375,7 +376,7 @@ def to_markdown(rows: list[dict], significance: dict | None = None, normalized_t
             out.append(f"| {label} | {shown_metric} | " + " | ".join(row) + " |")
         out.append("")
     if sim_rows:
-        out += similarity_markdown(sim_rows)
+        out += similarity_markdown(sim_rows, order=order)
     return "\n".join(out)
 
 
@@ -413,8 +414,9 @@ def read_similarity_json(path) -> dict:
     return read_result(path, SIMILARITY_FORMAT, ("model", "scheme", "text", "kl", "flips"), "similarity")
 
 
-def similarity_rows(sims: list[dict], evals: list[dict] | None = None) -> list[dict]:
-    """Summary rows from similarity JSONs (quantstudy/similarity/similarity.py), quantized schemes only."""
+def similarity_rows(sims: list[dict], evals: list[dict] | None = None, *, order: list[str]) -> list[dict]:
+    """Summary rows from similarity JSONs (quantstudy/similarity/similarity.py), quantized schemes
+    only, in scheme order (`order`: the config's `schemes`)."""
     suite_of = {e["task"]: e["suite"] for e in evals or []}
     rows = []
 
@@ -436,7 +438,8 @@ def similarity_rows(sims: list[dict], evals: list[dict] | None = None) -> list[d
             }
         )
 
-    for s in sorted(sims, key=lambda s: (s["model"], scheme_key(s["scheme"]))):
+    by_scheme = scheme_key(order)
+    for s in sorted(sims, key=lambda s: (s["model"], by_scheme(s["scheme"]))):
         if s["scheme"] == BASELINE:
             continue
         prompts = s.get("prompt_set") or "generations"
@@ -483,11 +486,12 @@ def similarity_rows(sims: list[dict], evals: list[dict] | None = None) -> list[d
     return rows
 
 
-def similarity_markdown(rows: list[dict]) -> list[str]:
+def similarity_markdown(rows: list[dict], *, order: list[str]) -> list[str]:
+    """The drift tables, one per model, columns in scheme order (`order`: the config's `schemes`)."""
     out = []
     for model in sorted({r["model"] for r in rows}):
         mrows = [r for r in rows if r["model"] == model]
-        schemes = sorted({r["scheme"] for r in mrows}, key=scheme_key)
+        schemes = sorted({r["scheme"] for r in mrows}, key=scheme_key(order))
         cells = {(r["task"], r["metric"], r["scheme"]): r for r in mrows}
         lines = list(dict.fromkeys((r["task"], r["metric"]) for r in mrows))
         out += [
@@ -564,6 +568,7 @@ def main(argv=None) -> int:
         default="{}",
         help='JSON {task: "leaderboard-v2"} of tasks scored with the leaderboard normalization',
     )
+    add_schemes_arg(ap)
     args = ap.parse_args(argv)
     logging.captureWarnings(True)  # a suite skipped for mixing metric directions is named in the log
     try:
@@ -582,14 +587,15 @@ def main(argv=None) -> int:
     normalize = json.loads(args.normalize)
     started = time.perf_counter()
     try:
-        rows = build_rows(evals, normalize, samples, significance) + similarity_rows(sims, evals)
+        rows = build_rows(evals, normalize, samples, significance, order=args.schemes)
+        rows += similarity_rows(sims, evals, order=args.schemes)
     except ValueError as e:  # e.g. a normalization the results cannot support
         raise cli.StepError(e) from e
     log.info("rows and intervals in %.2f s", time.perf_counter() - started)
     for r in rows:  # why a quantized row has no interval, or what it left out
         if r.get("ci_note"):
             log.warning("%s/%s/%s %s: %s", r["model"], r["scheme"], r["task"], r["metric"], r["ci_note"])
-    md = to_markdown(rows, significance, sorted(normalize))
+    md = to_markdown(rows, significance, sorted(normalize), order=args.schemes)
     skipped = json.loads(args.skipped)
     if skipped:  # declared, not silently dropped
         md += "\n## Tasks not run\n\n| task | reason |\n|---|---|\n"

@@ -24,8 +24,6 @@ from pathlib import Path
 import yaml
 
 BASELINE = "bf16"
-# The guideline's documented tie-break order (docs/method.md, guideline.md).
-TIE_ORDER = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]
 
 
 # ------------------------------------------------------------------------- raw readers
@@ -448,10 +446,17 @@ def lowest_suite_recovery(cfg: dict, summary: list[dict]) -> dict[tuple, float]:
 def expected_guideline(root: Path) -> dict[tuple, dict]:
     """The documented rule (docs/method.md): per (model, gpu, mode, use case), the most queries per dollar among
     the schemes whose lowest suite recovery reaches the floor; ties to the higher recovery,
-    then to the simpler scheme."""
+    then to the scheme the config lists first."""
     cfg = load_config(root)
     floor = cfg.get("guideline", {}).get("recovery_floor_pct", 99.0)
     recovery = lowest_suite_recovery(cfg, read_rows(root / "results/summary.csv"))
+    # The documented tie-break order (docs/method.md, guideline.md): the config's `schemes`,
+    # bf16 first if unlisted, any unlisted scheme after them by name.
+    tie = list(cfg["schemes"])
+
+    def order(s):
+        return (tie.index(s) if s in tie else -1 if s == BASELINE else len(tie), s)
+
     groups: dict[tuple, list[dict]] = {}
     for c in read_rows(root / "results/cost.csv"):
         groups.setdefault((c["model"], c["gpu"], c["mode"], c["use_case"]), []).append(c)
@@ -462,7 +467,6 @@ def expected_guideline(root: Path) -> dict[tuple, dict]:
             for c in cands
             if recovery.get((key[0], c["scheme"]), -math.inf) >= floor
         ]
-        order = lambda s: (TIE_ORDER.index(s) if s in TIE_ORDER else len(TIE_ORDER), s)  # noqa: E731
         eligible.sort(key=lambda e: (-e[1], -e[2], order(e[0])))
         # Excluded: every scheme with a cost row or an accuracy result that is not eligible.
         known = {c["scheme"] for c in cands} | {s for m, s in recovery if m == key[0]}

@@ -13,6 +13,9 @@ from quantstudy.report.plots import recovery_bars_data
 from quantstudy.summary.summary import build_rows, recovery_pct, to_markdown
 from tests.schema import defaults
 
+ORDER = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]  # config/config.yaml's `schemes`, as the rules pass it
+
+
 PPL = "word_perplexity,none"
 
 
@@ -57,19 +60,19 @@ def test_direction_is_lm_evals_own():
 
 def test_a_rising_perplexity_is_a_recovery_below_100():
     assert recovery_pct(113.5, 54.5, higher_is_better=False) == pytest.approx(54.5 / 113.5 * 100)
-    rows = build_rows([ppl_eval("bf16", 54.5), ppl_eval("w4a16-int", 113.5)])
+    rows = build_rows([ppl_eval("bf16", 54.5), ppl_eval("w4a16-int", 113.5)], order=ORDER)
     for level in ("task", "suite"):
         q = next(r for r in rows if r["scheme"] == "w4a16-int" and r["level"] == level)
         assert q["recovery_pct"] == pytest.approx(48.02, abs=0.01) and q["higher_is_better"] is False
     # ... and a falling one a recovery above 100
-    rows = build_rows([ppl_eval("bf16", 54.5), ppl_eval("w8a8-fp", 50.0)])
+    rows = build_rows([ppl_eval("bf16", 54.5), ppl_eval("w8a8-fp", 50.0)], order=ORDER)
     assert next(r for r in rows if r["scheme"] == "w8a8-fp")["recovery_pct"] > 100
-    assert "`word_perplexity,none` ↓" in to_markdown(rows)
+    assert "`word_perplexity,none` ↓" in to_markdown(rows, order=ORDER)
 
 
 def test_the_same_name_with_higher_is_better_true_is_taken_as_lm_eval_says():
     # No list of names: a task that declares the metric higher-is-better gets score / bf16.
-    rows = build_rows([ppl_eval("bf16", 54.5, hib=True), ppl_eval("w4a16-int", 113.5, hib=True)])
+    rows = build_rows([ppl_eval("bf16", 54.5, hib=True), ppl_eval("w4a16-int", 113.5, hib=True)], order=ORDER)
     assert next(r for r in rows if r["scheme"] == "w4a16-int")["recovery_pct"] == pytest.approx(208.26, abs=0.01)
 
 
@@ -79,7 +82,9 @@ def test_perplexity_interval_is_a_weighted_bootstrap_and_flags_the_drop():
     q_ll = [-4.6 * w - (i % 3) for i, w in enumerate(words)]  # every document worse
     evals = [ppl_eval("bf16", weighted_ppl(b_ll, words)), ppl_eval("w4a16-int", weighted_ppl(q_ll, words))]
     samples = {("m", "bf16", "ppl"): ppl_samples(b_ll, words), ("m", "w4a16-int", "ppl"): ppl_samples(q_ll, words)}
-    rows = build_rows(evals, samples=samples, significance={**defaults("significance"), "n_resamples": 300})
+    rows = build_rows(
+        evals, samples=samples, significance={**defaults("significance"), "n_resamples": 300}, order=ORDER
+    )
     for level in ("task", "suite"):
         q = next(r for r in rows if r["scheme"] == "w4a16-int" and r["level"] == level)
         assert "ci_note" not in q, q.get("ci_note")
@@ -100,13 +105,13 @@ def test_a_suite_mixing_directions_gets_no_row():
 
     with pytest.warns(UserWarning, match="mixes higher- and lower-is-better"):
         rows = build_rows(
-            [ppl_eval("bf16", 54.5), ppl_eval("w4a16-int", 60.0), acc("bf16", 0.5), acc("w4a16-int", 0.5)]
+            [ppl_eval("bf16", 54.5), ppl_eval("w4a16-int", 60.0), acc("bf16", 0.5), acc("w4a16-int", 0.5)], order=ORDER
         )
     assert not [r for r in rows if r["level"] == "suite"]
 
 
 def test_guideline_floor_and_plots_read_the_loss():
-    rows = build_rows([ppl_eval("bf16", 54.5), ppl_eval("w4a16-int", 113.5)])
+    rows = build_rows([ppl_eval("bf16", 54.5), ppl_eval("w4a16-int", 113.5)], order=ORDER)
     csv_like = [
         {k: ("" if v is None else str(v).lower() if isinstance(v, bool) else v) for k, v in r.items()} for r in rows
     ]
@@ -116,8 +121,8 @@ def test_guideline_floor_and_plots_read_the_loss():
         {"model": "m", "gpu": "cpu", "mode": "sync", "use_case": "u", "scheme": s, "queries_per_dollar": q}
         for s, q in (("bf16", 100.0), ("w4a16-int", 300.0))
     ]
-    g = guideline.recommend(cost, rec, floor_pct=99.0)[0]
+    g = guideline.recommend(cost, rec, floor_pct=99.0, order=ORDER)[0]
     assert g["recommended"] == "bf16" and "w4a16-int: recovery 48.02%" in g["excluded"]
-    bars = recovery_bars_data(csv_like)["m"]
+    bars = recovery_bars_data(csv_like, order=ORDER)["m"]
     assert bars["cells"][("task", "ppl", "w4a16-int")]["recovery"] == pytest.approx(48.02, abs=0.01)
     assert bars["metrics"][("task", "ppl")].endswith("↓ (bf16/score)")

@@ -4,6 +4,8 @@ import pytest
 
 from quantstudy.perf.guideline import recommend, scheme_recovery, to_markdown
 
+ORDER = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]  # config/config.yaml's `schemes`, as the rules pass it
+
 
 def acc(model, scheme, suite, rec):
     return {"model": model, "scheme": scheme, "level": "suite", "suite": suite, "recovery_pct": rec}
@@ -48,6 +50,7 @@ def test_most_queries_per_dollar_within_the_floor_wins():
         [cost("bf16", 100), cost("w8a8-fp", 180), cost("w8a8-int", 250), cost("w4a16-int", 200)],
         scheme_recovery(SUMMARY),
         99.0,
+        order=ORDER,
     )
     (r,) = rows
     assert r["recommended"] == "w4a16-int"  # w8a8-int serves more but drops to 98.1% on v2
@@ -57,43 +60,45 @@ def test_most_queries_per_dollar_within_the_floor_wins():
 
 
 def test_a_lower_floor_admits_more():
-    (r,) = recommend([cost("bf16", 100), cost("w8a8-int", 250), cost("w4a16-int", 200)], scheme_recovery(SUMMARY), 98.0)
+    (r,) = recommend(
+        [cost("bf16", 100), cost("w8a8-int", 250), cost("w4a16-int", 200)], scheme_recovery(SUMMARY), 98.0, order=ORDER
+    )
     assert r["recommended"] == "w8a8-int" and r["runner_up"] == "w4a16-int"
 
 
 def test_tie_goes_to_higher_recovery_then_scheme_order():
     rec = scheme_recovery(SUMMARY)
-    (r,) = recommend([cost("bf16", 100), cost("w8a8-fp", 200), cost("w4a16-int", 200)], rec, 99.0)
+    (r,) = recommend([cost("bf16", 100), cost("w8a8-fp", 200), cost("w4a16-int", 200)], rec, 99.0, order=ORDER)
     assert r["recommended"] == "w8a8-fp" and r["runner_up"] == "w4a16-int"  # 99.9% beats 99.4%
     assert r["tie"] is True and r["margin_pct"] == 0.0
     same = {("m", "bf16"): (100.0, "v1"), ("m", "w8a8-fp"): (100.0, "v1"), ("m", "w4a16-int"): (100.0, "v1")}
-    (r,) = recommend([cost("w4a16-int", 100), cost("w8a8-fp", 100), cost("bf16", 100)], same, 99.0)
+    (r,) = recommend([cost("w4a16-int", 100), cost("w8a8-fp", 100), cost("bf16", 100)], same, 99.0, order=ORDER)
     assert r["recommended"] == "bf16" and r["runner_up"] == "w8a8-fp" and r["tie"] is True
 
 
 def test_schemes_missing_from_either_table_are_excluded_with_the_reason():
     rec = scheme_recovery([acc("m", "bf16", "v1", None), acc("m", "w8a8-fp", "v1", 100.0)])
-    (r,) = recommend([cost("bf16", 100), cost("w4a16-int", 400)], rec, 99.0)
+    (r,) = recommend([cost("bf16", 100), cost("w4a16-int", 400)], rec, 99.0, order=ORDER)
     assert r["recommended"] == "bf16" and r.get("runner_up") is None
     assert "w4a16-int: no accuracy result" in r["excluded"] and "w8a8-fp: no performance result" in r["excluded"]
 
 
 def test_undefined_recovery_is_excluded_not_treated_as_zero_or_full():
     rec = {("m", "bf16"): (100.0, "v1"), ("m", "w8a8-fp"): (None, "v2")}
-    (r,) = recommend([cost("bf16", 1), cost("w8a8-fp", 9)], rec, 99.0)
+    (r,) = recommend([cost("bf16", 1), cost("w8a8-fp", 9)], rec, 99.0, order=ORDER)
     assert r["recommended"] == "bf16" and "w8a8-fp: recovery undefined on v2" in r["excluded"]
 
 
 def test_no_eligible_scheme():
     rec = {("m", "w8a8-int"): (90.0, "v1")}
-    (r,) = recommend([cost("w8a8-int", 9)], rec, 99.0)
+    (r,) = recommend([cost("w8a8-int", 9)], rec, 99.0, order=ORDER)
     assert r.get("recommended") is None and r["eligible"] == ""
-    assert "none eligible" in to_markdown([r], 99.0)
+    assert "none eligible" in to_markdown([r], 99.0, order=ORDER)
 
 
 def test_small_margin_is_within_noise():
     rec = scheme_recovery(SUMMARY)
-    (r,) = recommend([cost("bf16", 100, cv=0.05), cost("w8a8-fp", 105, cv=0.02)], rec, 99.0)
+    (r,) = recommend([cost("bf16", 100, cv=0.05), cost("w8a8-fp", 105, cv=0.02)], rec, 99.0, order=ORDER)
     assert r["recommended"] == "w8a8-fp" and r["within_noise"] is True  # 5% < 2 x 5%
 
 
@@ -109,12 +114,13 @@ def test_groups_are_per_model_gpu_mode_and_use_case():
         ],
         rec,
         99.0,
+        order=ORDER,
     )
     assert {(r["mode"], r["recommended"]) for r in rows} == {("sync", "w4a16-int"), ("async", "w8a8-fp")}
 
 
 def test_markdown_states_the_rule_and_the_floor():
-    rows = recommend([cost("bf16", 100), cost("w8a8-fp", 150)], scheme_recovery(SUMMARY), 97.5)
-    md = to_markdown(rows, 97.5, {"a100": "1x NVIDIA A100"})
+    rows = recommend([cost("bf16", 100), cost("w8a8-fp", 150)], scheme_recovery(SUMMARY), 97.5, order=ORDER)
+    md = to_markdown(rows, 97.5, {"a100": "1x NVIDIA A100"}, order=ORDER)
     assert "97.5%" in md and "most queries per dollar" in md and "1x NVIDIA A100" in md
     assert "| a100 | async | chat | **w8a8-fp** |" in md

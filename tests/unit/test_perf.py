@@ -19,6 +19,8 @@ from quantstudy.perf.perf import (
     sweep_rates,
 )
 
+ORDER = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]  # config/config.yaml's `schemes`, as the rules pass it
+
 UC = {"prompt_tokens": 64, "output_tokens": 32, "requests": 100, "sync_requests": 10}
 
 
@@ -91,13 +93,13 @@ def test_repeats_are_averaged_with_their_spread(tmp_path):
 
 
 def test_perf_csv_keeps_sync_and_saturation_the_sweep_keeps_every_async_point(tmp_path):
-    main, sweep = split_rows(point_rows(make_dir(tmp_path)))
+    main, sweep = split_rows(point_rows(make_dir(tmp_path)), order=ORDER)
     assert [(r["mode"], r["rate_fraction"]) for r in main] == [("sync", None), ("async", None)]
     assert sorted((r["rate_fraction"] or 1.0) for r in sweep) == [0.5, 1.0]
 
 
 def test_csv_round_trip(tmp_path):
-    main, _ = split_rows(point_rows(make_dir(tmp_path)))
+    main, _ = split_rows(point_rows(make_dir(tmp_path)), order=ORDER)
     (tmp_path / "p.csv").write_text(to_csv(main, FIELDS))
     back = read_csv(tmp_path / "p.csv")
     assert back[0]["request_throughput"] == pytest.approx(3.0) and back[0]["scheme"] == "bf16"

@@ -12,6 +12,9 @@ import pytest
 from quantstudy.report import plots, reporthtml
 from quantstudy.report.plots import pareto_front
 
+ORDER = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]  # config/config.yaml's `schemes`, as the rules pass it
+
+
 # ------------------------------------------------------------------ Pareto front
 
 
@@ -109,7 +112,7 @@ def test_primary_metric_is_the_one_the_suite_averages():
 def test_recovery_bars_with_intervals():
     rows = summary(ci=True)
     assert plots.has_intervals(rows)
-    d = plots.recovery_bars_data(rows)["m"]
+    d = plots.recovery_bars_data(rows, order=ORDER)["m"]
     assert d["groups"] == [("task", "t1"), ("task", "t2"), ("suite", "s")]
     assert d["schemes"] == ["w8a8-int", "w4a16-int"]  # bf16 is the 100% line, not a bar
     c = d["cells"][("task", "t1", "w8a8-int")]
@@ -121,7 +124,7 @@ def test_recovery_bars_without_interval_columns():
     rows = summary(ci=False)
     assert "recovery_ci_low" not in rows[0]
     assert not plots.has_intervals(rows)
-    d = plots.recovery_bars_data(rows)["m"]
+    d = plots.recovery_bars_data(rows, order=ORDER)["m"]
     c = d["cells"][("task", "t1", "w8a8-int")]
     assert c["low"] is None and c["high"] is None and c["significant"] is False
 
@@ -151,12 +154,12 @@ def test_similarity_bars_from_similarity_rows_only():
     rows = summary(ci=False)
     rows.append(dict(rows[-1], metric="kl_per_token", score="0.001"))  # not a 0-1 similarity: not drawn
     rows.append(dict(rows[-2], metric="bertscore_f1", score="0.97", stderr=""))
-    d = plots.similarity_bars_data(rows)["m"]
+    d = plots.similarity_bars_data(rows, order=ORDER)["m"]
     assert d["metrics"] == ["rouge1", "bertscore_f1"] and d["labels"] == ["ROUGE-1 F", "BERTScore F1"]
     assert d["schemes"] == ["w8a8-int"]
     assert d["cells"][("rouge1", "w8a8-int")] == (0.9, 0.02)
     assert d["cells"][("bertscore_f1", "w8a8-int")] == (0.97, None)
-    assert plots.similarity_bars_data([r for r in rows if r["level"] != "similarity"]) == {}
+    assert plots.similarity_bars_data([r for r in rows if r["level"] != "similarity"], order=ORDER) == {}
 
 
 # ------------------------------------------------------------------ trade-off panels
@@ -194,7 +197,7 @@ def perf_rows():
 
 
 def test_tradeoff_panels_geometric_mean_over_common_use_cases_and_front():
-    panels = plots.tradeoff_panels(summary(ci=False), perf_rows(), "request_throughput")
+    panels = plots.tradeoff_panels(summary(ci=False), perf_rows(), "request_throughput", order=ORDER)
     assert [(p["model"], p["gpu"], p["mode"]) for p in panels] == [("m", "h100", "sync"), ("m", "h100", "async")]
     sync = panels[0]
     assert sync["use_cases"] == ["chat", "rag"]
@@ -211,13 +214,17 @@ def test_tradeoff_dominated_scheme_is_marked():
     for r in rows:  # w8a8-int now less accurate than w4a16-int, and slower: dominated
         if r["scheme"] == "w8a8-int" and r["level"] == "suite":
             r["recovery_pct"] = "90.0"
-    pts = {p["scheme"]: p for p in plots.tradeoff_panels(rows, perf_rows(), "request_throughput")[0]["points"]}
+    pts = {
+        p["scheme"]: p for p in plots.tradeoff_panels(rows, perf_rows(), "request_throughput", order=ORDER)[0]["points"]
+    }
     assert pts["w8a8-int"]["front"] is False and pts["w4a16-int"]["front"] and pts["bf16"]["front"]
 
 
 def test_tradeoff_scheme_without_accuracy_is_drawn_nowhere_on_the_front():
     rows = [r for r in summary(ci=False) if r["scheme"] != "w4a16-int"]
-    pts = {p["scheme"]: p for p in plots.tradeoff_panels(rows, perf_rows(), "request_throughput")[0]["points"]}
+    pts = {
+        p["scheme"]: p for p in plots.tradeoff_panels(rows, perf_rows(), "request_throughput", order=ORDER)[0]["points"]
+    }
     assert pts["w4a16-int"]["y"] is None and pts["w4a16-int"]["front"] is False
 
 
@@ -255,10 +262,10 @@ def test_markdown_tables_become_html():
 
 def test_recovery_and_similarity_pages():
     rows = summary(ci=True)
-    rec = reporthtml.recovery_page(rows)
+    rec = reporthtml.recovery_page(rows, order=ORDER)
     assert rec.startswith("<!DOCTYPE html>") and "<h2>m</h2>" in rec and "(97.0%" in rec
     assert "http" not in rec  # self-contained: no external resource
-    sim = reporthtml.similarity_page(rows)
+    sim = reporthtml.similarity_page(rows, order=ORDER)
     assert "drift from bf16" in sim and "ROUGE-1 F" in sim
-    none = reporthtml.similarity_page([r for r in rows if r["level"] != "similarity"])
+    none = reporthtml.similarity_page([r for r in rows if r["level"] != "similarity"], order=ORDER)
     assert "did not run" in none

@@ -1,12 +1,15 @@
 """quantstudy/report/figures.py draws valid, deterministic SVG and PNG figures from hand-made CSVs, in
 the analysis env that runs rule `figures` (matplotlib lives there, not in the test runner's
 env; built by `python3 -m tools.setup_envs analysis`). Covers summary.csv with and without
-the recovery interval columns, and missing perf/cost inputs."""
+the recovery interval columns, missing perf/cost inputs, and twelve made-up schemes drawn in the
+config's order, each in its own colour."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
+import re
 import struct
 import subprocess
 import xml.etree.ElementTree as ET
@@ -14,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_plots import perf_rows, summary
+from quantstudy.core import schemeorder
+from tests.unit.test_plots import ORDER, perf_rows, summary
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,10 +39,12 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def plot(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "mpl")}
+def plot(tmp_path: Path, *args: str, order: list[str] = ORDER) -> subprocess.CompletedProcess:
+    # PYTHONPATH: this checkout's package, not the one the env was installed from (editable, maybe elsewhere).
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "mpl"), "PYTHONPATH": pythonpath}
     p = subprocess.run(
-        [analysis_python(), str(ROOT / "quantstudy/report/figures.py"), *args],
+        [analysis_python(), str(ROOT / "quantstudy/report/figures.py"), *args, "--schemes", json.dumps(order)],
         capture_output=True,
         text=True,
         env=env,
@@ -143,3 +149,34 @@ def test_missing_perf_and_cost_still_draw_a_figure_that_says_so(tmp_path, inputs
     assert "does not exist" in p.stderr and "'panels': 0" in p.stderr
     for name in ("r.svg", "tp.svg", "c.svg", "s.svg"):
         assert svg_size(tmp_path / name)[0] > 0
+
+
+def test_twelve_made_up_schemes_each_draw_in_their_own_colour_in_config_order(tmp_path):
+    from tests.unit.test_scheme_order import TWELVE, TWELVE_QUANT, summary_csv_rows
+
+    rows = summary_csv_rows(TWELVE, sorted(TWELVE))
+    perf = [
+        {"model": "m", "scheme": s, "gpu": "g", "use_case": "chat", "mode": "sync", "request_throughput": str(i + 1)}
+        for i, s in enumerate(sorted(TWELVE))
+    ]
+    plot(
+        tmp_path,
+        "--summary",
+        str(write_csv(tmp_path / "summary.csv", rows)),
+        "--perf",
+        str(write_csv(tmp_path / "perf.csv", perf)),
+        "--recovery",
+        str(tmp_path / "r.svg"),
+        "--throughput",
+        str(tmp_path / "tp.svg"),
+        order=TWELVE,
+    )
+    colors = schemeorder.scheme_colors(TWELVE)
+    for name, drawn in (("r.svg", TWELVE_QUANT), ("tp.svg", TWELVE)):
+        svg = (tmp_path / name).read_text()
+        fills = set(re.findall(r"(?:fill|stroke): (#[0-9a-f]{6})", svg))  # off-front points: edge only
+        assert {colors[s] for s in drawn} <= fills, name
+        # the legend lists the schemes in the config's order (matplotlib names each text in a comment)
+        legend = svg[svg.index('id="legend_1"') :]
+        labels = [t for t in re.findall(r"<!-- (.*?) -->", legend) if t.split(" ")[0] in drawn]
+        assert [t.split(" ")[0] for t in labels] == drawn, name

@@ -9,6 +9,8 @@ import pytest
 from quantstudy.similarity.textsim import SIMILARITY_FORMAT, TEXT_METRICS
 from quantstudy.summary.summary import FIELDS, build_rows, read_similarity_json, similarity_rows, to_csv, to_markdown
 
+ORDER = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]  # config/config.yaml's `schemes`, as the rules pass it
+
 
 def sim(scheme, value, kl=0.0, flips=0):
     flip = {
@@ -46,7 +48,7 @@ def ev(scheme, score):
 
 
 def test_rows_for_quantized_schemes_only():
-    rows = similarity_rows([sim("bf16", 1.0), sim("w8a8-fp", 0.9, kl=0.02, flips=1)], [ev("bf16", 0.5)])
+    rows = similarity_rows([sim("bf16", 1.0), sim("w8a8-fp", 0.9, kl=0.02, flips=1)], [ev("bf16", 0.5)], order=ORDER)
     assert {r["scheme"] for r in rows} == {"w8a8-fp"} and {r["level"] for r in rows} == {"similarity"}
     by = {(r["task"], r["metric"]): r for r in rows}
     assert by[("ps", "rouge1")]["score"] == 0.9 and by[("ps", "rouge1")]["n"] == 4
@@ -59,8 +61,8 @@ def test_rows_for_quantized_schemes_only():
 
 def test_csv_keeps_columns_and_accuracy_rows_untouched():
     evals = [ev("bf16", 0.5), ev("w8a8-fp", 0.4)]
-    plain = build_rows(evals)
-    rows = plain + similarity_rows([sim("bf16", 1.0), sim("w8a8-fp", 0.9)], evals)
+    plain = build_rows(evals, order=ORDER)
+    rows = plain + similarity_rows([sim("bf16", 1.0), sim("w8a8-fp", 0.9)], evals, order=ORDER)
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert list(parsed[0]) == FIELDS
     assert parsed[: len(plain)] == list(csv.DictReader(io.StringIO(to_csv(plain))))
@@ -70,16 +72,18 @@ def test_csv_keeps_columns_and_accuracy_rows_untouched():
 
 def test_markdown_has_a_separate_drift_table():
     evals = [ev("bf16", 0.5), ev("w8a8-fp", 0.4), ev("w4a16-int", 0.3)]
-    rows = build_rows(evals) + similarity_rows([sim("w8a8-fp", 0.9), sim("w4a16-int", 0.8, kl=0.5)], evals)
+    rows = build_rows(evals, order=ORDER) + similarity_rows(
+        [sim("w8a8-fp", 0.9), sim("w4a16-int", 0.8, kl=0.5)], evals, order=ORDER
+    )
     rows[-1]["score"] = None  # a measure a scheme lacks shows as a dash
-    md = to_markdown(rows)
+    md = to_markdown(rows, order=ORDER)
     accuracy, drift = md.split("## m: drift from bf16")
     assert "rouge1" not in accuracy and "BERTScore" not in accuracy
     assert "| on | measure | w8a8-fp | w4a16-int |" in drift
     assert "| ps | ROUGE-1 F | 0.9000 ± 0.0000 | 0.8000 ± 0.0000 |" in drift
     assert "| ps | KL(bf16 ‖ scheme), nats/token | 0 ± 0.001 | 0.5 ± 0.001 |" in drift
     assert drift.rstrip().splitlines()[-1].endswith("| — |")
-    assert md.startswith(to_markdown(build_rows(evals)))  # the accuracy tables are unchanged
+    assert md.startswith(to_markdown(build_rows(evals, order=ORDER), order=ORDER))  # the accuracy tables are unchanged
 
 
 def test_read_similarity_json_names_bad_files(tmp_path):
