@@ -104,8 +104,9 @@ if PERFORMANCE:
         params:
             floor=config["guideline"]["recovery_floor_pct"],
             suites=json.dumps(config.get("guideline", {}).get("suites", [])),
+            support=support_table(),
             schemes=json.dumps(SCHEMES),
         shell:
             "$QS_PYTHON_ANALYSIS -m quantstudy.perf.guideline --cost {input.cost:q} --summary {input.summary:q}"
-            " --perf {input.perf:q} --floor {params.floor} --suites {params.suites:q}"
+            " --perf {input.perf:q} --floor {params.floor} --suites {params.suites:q} --support {params.support:q}"
             " --csv {output.csv:q} --md {output.md:q} --schemes {params.schemes:q} > {log:q} 2>&1"

@@ -257,7 +257,7 @@ def support(config: dict, model: str, scheme: str, arch: str) -> dict:
     label = fmt + (f" + {kv_format(q)} KV cache" if q["kv_cache"] else "")
     return {
         "status": status,
-        "served_as": None if status == UNSUPPORTED else (label if status == NATIVE else "; ".join(served)),
+        "served_as": None if status == UNSUPPORTED else (label if status == NATIVE else " + ".join(served)),
         "format": label,
         "source": "; ".join(s for s in sources if s),
     }

@@ -42,6 +42,7 @@ FIELDS = [
     "mode",
     "use_case",
     "recommended",
+    "served_as",
     "queries_per_dollar",
     "recovery_pct",
     "cost_reduction_vs_bf16",
@@ -82,9 +83,14 @@ def _num(x):
     return x if math.isfinite(x) else None
 
 
-def recommend(cost_rows: list[dict], recovery: dict, floor_pct: float, order: list[str]) -> list[dict]:
+def recommend(
+    cost_rows: list[dict], recovery: dict, floor_pct: float, order: list[str], support: dict | None = None
+) -> list[dict]:
     """One guideline row per (model, gpu, mode, use case) in the cost table; `order` (the
-    config's `schemes`) lists the schemes and breaks the last ties."""
+    config's `schemes`) lists the schemes and breaks the last ties. `support` ({model: {gpu:
+    {scheme: support}}}, the support matrix) names why a scheme has no performance result
+    (not servable on that GPU) and what an eligible one is served as where emulated."""
+    support = support or {}
     order_key = scheme_key(order)
     groups: dict[tuple, dict] = {}
     for c in cost_rows:
@@ -99,7 +105,10 @@ def recommend(cost_rows: list[dict], recovery: dict, floor_pct: float, order: li
         for scheme in sorted(set(by_scheme) | schemes_with_accuracy.get(model, set()), key=order_key):
             c = by_scheme.get(scheme)
             rec = recovery.get((model, scheme))
-            if c is None or c.get("queries_per_dollar") is None:
+            how = support.get(model, {}).get(gpu, {}).get(scheme) or {}
+            if how.get("status") == "unsupported":
+                excluded.append((scheme, f"not servable on {gpu} ({how.get('format')}: no vLLM kernel)"))
+            elif c is None or c.get("queries_per_dollar") is None:
                 excluded.append((scheme, "no performance result"))
             elif rec is None:
                 excluded.append((scheme, "no accuracy result"))
@@ -121,8 +130,12 @@ def recommend(cost_rows: list[dict], recovery: dict, floor_pct: float, order: li
         }
         if ranked:
             best, c, rec = ranked[0]
+            how = support.get(model, {}).get(gpu, {}).get(best) or {}
             row.update(
                 recommended=best,
+                # what the GPU runs for it: its format, or what it is emulated as (the support matrix)
+                served_as=("emulated as " if how.get("status") == "emulated" else "")
+                + (how.get("served_as") or c.get("served_as") or best),
                 queries_per_dollar=c["queries_per_dollar"],
                 recovery_pct=rec,
                 cost_reduction_vs_bf16=c.get("cost_reduction_vs_bf16"),
@@ -173,8 +186,9 @@ def to_markdown(rows: list[dict], floor_pct: float, hardware: dict | None = None
         out += [
             f"## {model}",
             "",
-            "| gpu | mode | use case | recommended | queries/$ | recovery | vs bf16 | runner-up | margin | excluded |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| gpu | mode | use case | recommended | served as | queries/$ | recovery | vs bf16 | runner-up | margin "
+            "| excluded |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in (r for r in rows if r["model"] == model):
             margin = _f(r.get("margin_pct"), "{:+.1f}%")
@@ -184,6 +198,7 @@ def to_markdown(rows: list[dict], floor_pct: float, hardware: dict | None = None
                 margin += " (within noise)"
             out.append(
                 f"| {r['gpu']} | {r['mode']} | {r['use_case']} | **{r.get('recommended') or 'none eligible'}** | "
+                f"{r.get('served_as') or '—'} | "
                 f"{_f(r.get('queries_per_dollar'), '{:,.0f}')} | {_f(r.get('recovery_pct'), '{:.2f}%')} | "
                 f"{_f(r.get('cost_reduction_vs_bf16'), '{:.2f}x')} | {r.get('runner_up') or '—'} | {margin} | "
                 f"{r.get('excluded') or '—'} |"
@@ -204,12 +219,19 @@ def main(argv=None) -> int:
         "--floor", type=float, required=True, help="recovery floor in %% (config guideline.recovery_floor_pct)"
     )
     ap.add_argument("--suites", default="[]", help="JSON list of suites the floor applies to ([] = all)")
+    ap.add_argument(
+        "--support",
+        type=cli.json_arg,
+        default={},
+        help="JSON {model: {gpu: {scheme: support}}} from the support matrix: names what cannot be served, "
+        "and what is emulated",
+    )
     ap.add_argument("--csv", required=True)
     ap.add_argument("--md", required=True)
     add_schemes_arg(ap)
     args = ap.parse_args(argv)
     recovery = scheme_recovery(read_csv(args.summary), json.loads(args.suites) or None)
-    rows = recommend(read_csv(args.cost), recovery, args.floor, args.schemes)
+    rows = recommend(read_csv(args.cost), recovery, args.floor, args.schemes, args.support)
     hardware = {r["gpu"]: r["hardware"] for r in read_csv(args.perf)} if args.perf else None
     atomic.write_text(args.md, to_markdown(rows, args.floor, hardware, order=args.schemes))
     atomic.write_text(args.csv, to_csv(rows, FIELDS))

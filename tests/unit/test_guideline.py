@@ -124,3 +124,30 @@ def test_markdown_states_the_rule_and_the_floor():
     md = to_markdown(rows, 97.5, {"a100": "1x NVIDIA A100"}, order=ORDER)
     assert "97.5%" in md and "most queries per dollar" in md and "1x NVIDIA A100" in md
     assert "| a100 | async | chat | **w8a8-fp** |" in md
+
+
+def test_the_support_matrix_names_what_cannot_be_served_and_what_is_emulated():
+    """A scheme the GPU cannot serve is excluded as such, not as a missing result; an
+    emulated recommendation says what actually ran."""
+    support = {
+        "m": {
+            "a100": {
+                "bf16": {"status": "native", "served_as": "bf16"},
+                "w8a8-fp": {"status": "emulated", "served_as": "FP8 weight-only (Marlin)", "format": "w8a8-fp8"},
+                "w8a8-int": {"status": "native", "served_as": "w8a8-int"},
+                "w4a16-int": {"status": "unsupported", "served_as": None, "format": "w4a16-int"},
+            }
+        }
+    }
+    rows = recommend(
+        [cost("bf16", 100.0), cost("w8a8-fp", 300.0), cost("w8a8-int", 200.0)],
+        scheme_recovery(SUMMARY),
+        99.0,
+        ORDER,
+        support,
+    )
+    [row] = rows
+    assert row["recommended"] == "w8a8-fp" and row["served_as"] == "emulated as FP8 weight-only (Marlin)"
+    assert "w4a16-int: not servable on a100 (w4a16-int: no vLLM kernel)" in row["excluded"]
+    md = to_markdown(rows, 99.0, order=ORDER)
+    assert "emulated as FP8 weight-only (Marlin)" in md and "not servable on a100" in md
