@@ -511,7 +511,17 @@ def semantic_errors(config: dict, workdir: Path, notes: list | None = None, gguf
             if scheme == BASELINE or scheme not in config["recipes"]:
                 continue
             recipe = effective_recipe(config, model, scheme)
-            errs += _recipe_errors(config, model, scheme, recipe, model_cfg, notes)
+            found = _recipe_errors(config, model, scheme, recipe, model_cfg, notes)
+            if found and scheme in config["models"][model].get("recipe_overrides", {}):
+                base = _recipe_errors(config, model, scheme, config["recipes"][scheme], model_cfg, [])
+                # what only the model's override brings in is named there
+                found = [
+                    e
+                    if e in base
+                    else e.replace("config key '", f"config key 'models.{model}.recipe_overrides.{scheme}' -> '", 1)
+                    for e in found
+                ]
+            errs += found
         errs += _performance_errors(config, model, model_cfg)
         errs += _placement_errors(config, model)
         errs += _length_errors(config, model, model_cfg)
@@ -668,6 +678,8 @@ def _recipe_errors(config, model, scheme, recipe, model_cfg, notes) -> list[str]
         gs = args.get("group_size")
         if gs is None:
             errs.append(f"config key '{key}.modifiers': {part} strategy 'group' needs a group_size")
+        elif not isinstance(gs, int) or gs < 1:
+            errs.append(f"config key '{key}.modifiers': {part} group_size {gs} is not a positive integer")
         elif model_cfg is not None:
             sizes = linear_input_sizes(model_cfg)
             if not sizes:

@@ -61,7 +61,9 @@ def merge_override(recipe: dict, override: dict) -> dict:
             for name, args in value.items():
                 for item in items:
                     if name in item:
-                        item[name] = deep_merge(item[name] or {}, args or {})
+                        both = isinstance(item[name] or {}, dict) and isinstance(args, dict)
+                        # not a mapping: taken as is, for the schema check to name
+                        item[name] = deep_merge(item[name] or {}, args) if both else copy.deepcopy(args)
                         break
                 else:  # reported by override_errors
                     items.append({name: copy.deepcopy(args)})

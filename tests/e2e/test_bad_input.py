@@ -46,7 +46,7 @@ def at(cfg, dotted, value):
     node = cfg
     for k in head:
         node = node.setdefault(k, {}) if isinstance(node, dict) else node[int(k)]
-    node[last] = value
+    node[last if isinstance(node, dict) else int(last)] = value
     return cfg
 
 
@@ -103,19 +103,25 @@ CASES = [
         override("w8a8-int", {"dampning_frac": 0.1}),
     ),
     Case(
-        "override-nested-typo",
-        ["recipe_overrides.w8a8-int.weights", "obsever"],
-        override("w8a8-int", {"weights": {"obsever": "mse"}}),
+        "override-modifier-argument-typo",
+        ["models.tiny-llama.recipe_overrides.w8a8-int", "GPTQModifier.dampning_frac", "no argument"],
+        override("w8a8-int", {"modifiers": {"GPTQModifier": {"dampning_frac": 0.1}}}),
     ),
     Case(
         "override-group-size-0",
-        ["recipe_overrides.w4a16-int.weights.group_size", "0"],
-        override("w4a16-int", {"weights": {"group_size": 0}}),
+        ["models.tiny-llama.recipe_overrides.w4a16-int", "group_size 0"],
+        override(
+            "w4a16-int", {"modifiers": {"GPTQModifier": {"config_groups": {"group_0": {"weights": {"group_size": 0}}}}}}
+        ),
     ),
-    Case("override-weights-scalar", ["recipe_overrides.w8a8-int.weights", "8"], override("w8a8-int", {"weights": 8})),
     Case(
-        "override-bad-algorithm",
-        ["recipe_overrides.w8a8-int.algorithm", "'foo'"],
+        "override-modifier-scalar",
+        ["recipe_overrides.w8a8-int.modifiers.1.GPTQModifier", "8"],
+        override("w8a8-int", {"modifiers": {"GPTQModifier": 8}}),
+    ),
+    Case(
+        "override-old-recipe-key",
+        ["recipe_overrides.w8a8-int", "'algorithm'"],
         override("w8a8-int", {"algorithm": "foo"}),
     ),
     Case(
@@ -123,28 +129,67 @@ CASES = [
         ["recipe_overrides.w8a8-int.calibration.num_samples", "'128'"],
         override("w8a8-int", {"calibration": {"num_samples": "128"}}),
     ),
-    Case("override-bf16", ["recipe_overrides.bf16", "no recipe"], override("bf16", {"ignore": []})),
+    Case("override-bf16", ["recipe_overrides.bf16", "no recipe"], override("bf16", {"calibration": {}})),
     Case(
-        "override-smoothquant-2",
-        ["recipe_overrides.w8a8-int.smoothquant_strength", "2"],
-        override("w8a8-int", {"smoothquant_strength": 2}),
+        "override-modifier-the-recipe-lacks",
+        ["recipe_overrides.w8a8-fp.modifiers.SmoothQuantModifier", "no SmoothQuantModifier to merge into"],
+        override("w8a8-fp", {"modifiers": {"SmoothQuantModifier": {"smoothing_strength": 0.5}}}),
     ),
     Case(
         "override-activation-bits",
-        ["recipe_overrides.w8a8-int.input_activations.num_bits", "3"],
-        override("w8a8-int", {"input_activations": {"num_bits": 3}}),
+        ["recipes.w8a8-int", "int8 channel", "int3 token", "not in the support matrix"],
+        override(
+            "w8a8-int",
+            {"modifiers": {"GPTQModifier": {"config_groups": {"group_0": {"input_activations": {"num_bits": 3}}}}}},
+        ),
     ),
     Case(
         "override-calibration-typo",
         ["recipe_overrides.w4a16-int.calibration", "sets"],
         override("w4a16-int", {"calibration": {"sets": "other"}}),
     ),
-    Case(
-        "override-strategy-observer",
-        ["recipe_overrides.w8a8-fp.weights.observer", "'mean'"],
-        override("w8a8-fp", {"weights": {"observer": "mean"}}),
-    ),
     Case("override-not-a-mapping", ["recipe_overrides.w8a8-fp", "mse"], override("w8a8-fp", "mse")),
+    # -- recipes: what the pinned llmcompressor would refuse, or silently drop ----------------------
+    Case(
+        "recipe-unknown-modifier",
+        ["recipes.w8a16-int.modifiers[0]", "no modifier 'QuantisationModifier'", "QuantizationModifier"],
+        lambda c: at(c, "recipes.w8a16-int.modifiers", [{"QuantisationModifier": {"scheme": "W8A16"}}]),
+    ),
+    Case(
+        "recipe-unknown-argument",
+        ["recipes.w4a16-awq.modifiers[0].AWQModifier.duo_scale", "no argument 'duo_scale'", "duo_scaling"],
+        lambda c: at(c, "recipes.w4a16-awq.modifiers.0", {"AWQModifier": {"duo_scale": True}}),
+    ),
+    Case(
+        "recipe-unknown-preset",
+        ["recipes.w8a16-int.modifiers[0].QuantizationModifier.scheme", "'W8A61' is not a preset scheme"],
+        lambda c: at(c, "recipes.w8a16-int.modifiers.0.QuantizationModifier.scheme", "W8A61"),
+    ),
+    Case(
+        "recipe-quantizes-nothing",
+        ["recipes.w8a16-int.modifiers", "no modifier quantizes"],
+        lambda c: at(c, "recipes.w8a16-int.modifiers", [{"SmoothQuantModifier": {"smoothing_strength": 0.5}}]),
+    ),
+    Case(
+        "recipe-calibration-missing",
+        ["recipes.w4a16-awq.calibration", "needs calibration data"],
+        lambda c: c["recipes"]["w4a16-awq"].pop("calibration") and c,
+    ),
+    Case(
+        "recipe-stage-yaml-layout",
+        ["recipes.w8a16-int", "quant_stage"],
+        lambda c: at(c, "recipes.w8a16-int", {"quant_stage": {"quant_modifiers": {"QuantizationModifier": {}}}}),
+    ),
+    Case(
+        "gpu-arch-unknown",
+        ["gpu_types.cpu.arch", "'sm999' is not an architecture of the support matrix"],
+        lambda c: at(c, "gpu_types.cpu.arch", "sm999"),
+    ),
+    Case(
+        "support-matrix-bad-status",
+        ["support_matrix.formats.w8a16-int.support.cpu", "'maybe'"],
+        lambda c: at(c, "support_matrix", {"formats": {"w8a16-int": {"support": {"cpu": "maybe"}}}}),
+    ),
     # -- silent no-ops: rule names under resources -------------------------------------------------
     Case("resources-quantise", ["resources", "quantise"], lambda c: at(c, "resources.quantise", {"mem_mb": 1})),
     Case("resources-evalute", ["resources", "evalute"], lambda c: at(c, "resources.evalute", {"threads": 1})),
@@ -317,13 +362,13 @@ CASES = [
     ),
     Case(
         "model-gpt2-sizes",
-        ["recipes.w4a16-int.weights.group_size", "input size 96"],
+        ["recipes.w4a16-int.modifiers", "group_size 128 does not divide the input size 96"],
         lambda c: at(c, "models.tiny-llama.path", "{model}"),
         tmpfiles={"model": model_variant(gpt2_layout)},
     ),
     Case(
         "model-text-config-sizes",
-        ["recipes.w4a16-int.weights.group_size", "input size 96"],
+        ["recipes.w4a16-int.modifiers", "group_size 128 does not divide the input size 96"],
         lambda c: at(c, "models.tiny-llama.path", "{model}"),
         tmpfiles={"model": model_variant(text_config_layout)},
     ),
@@ -344,9 +389,7 @@ CASES = [
     Case(
         "malformed-default-config",
         ["config/config.yaml:", "not valid YAML"],
-        default_config_text=lambda t: text_with(
-            t, "schemes: [bf16, w8a8-fp, w8a8-int, w4a16-int]", "schemes: [bf16, w8a8-fp"
-        ),
+        default_config_text=lambda t: text_with(t, "schemes: [bf16, w8a8-fp, w8a8-int", "schemes: [bf16, w8a8-fp"),
     ),
     Case("missing-configfile", ["missing.yaml"], args=["--configfile", "missing.yaml"]),
     Case(
@@ -395,8 +438,8 @@ CASES = [
     ),
     Case(
         "group-size-96",
-        ["recipes.w4a16-int.weights.group_size", "96"],
-        lambda c: at(c, "recipes.w4a16-int.weights.group_size", 96),
+        ["recipes.w4a16-int.modifiers", "group_size 96 does not divide"],
+        lambda c: at(c, "recipes.w4a16-int.modifiers.0.GPTQModifier.config_groups.group_0.weights.group_size", 96),
     ),
     Case("calib-missing", [CAL, "missing.jsonl"], lambda c: at(c, CAL, "data/calibration/missing.jsonl")),
     Case(
@@ -410,7 +453,9 @@ CASES = [
         lambda c: at(c, "models.tiny-llama.path", "meta-llama/Llama-3.1-8B-Instruct"),
     ),
     Case(
-        "recipe-typo", ["recipes.w4a16-int", "dampning_frac"], lambda c: at(c, "recipes.w4a16-int.dampning_frac", 0.1)
+        "recipe-typo",
+        ["recipes.w4a16-int.modifiers[0].GPTQModifier.dampning_frac", "dampening_frac"],
+        lambda c: at(c, "recipes.w4a16-int.modifiers.0.GPTQModifier.dampning_frac", 0.1),
     ),
 ]
 

@@ -156,6 +156,35 @@ def test_paper_grid_places_every_gpu_job_where_it_fits(paper):
     assert '"max_model_len": 8192' in ev[("llama-3.1-8b-instruct", "bf16", "hellaswag")][1]
 
 
+def test_todays_formats_are_planned_on_gpu_types_that_serve_them(paper):
+    """config/paper-2026.yaml opts in FP8 block, AWQ, W4AFP8 and NVFP4: each is evaluated on a
+    GPU type that runs it natively, and benchmarked only where vLLM serves it at all
+    (quantstudy/data/support_matrix.yaml)."""
+    p = paper.snakemake(
+        "--profile", "slurm", "--configfile", "config/paper.yaml", "config/paper-2026.yaml", "-n", timeout=900
+    )
+    out = p.stdout + p.stderr
+    ev = _jobs(out, "evaluate")
+    model = "llama-3.1-8b-instruct"
+
+    def gpu(res):
+        return re.search(r"constraint=(\w+)", res).group(1)
+
+    assert gpu(ev[(model, "w4afp8", "mmlu")][0]) == "h100"  # CUTLASS W4A8: exactly sm90
+    assert gpu(ev[(model, "w4a4-nvfp4", "mmlu")][0]) == "b200"  # native FP4 only on Blackwell
+    assert gpu(ev[(model, "w8a8-fp8-block", "mmlu")][0]) == "h100"  # FP8 units: sm89+
+    assert gpu(ev[(model, "w4a16-awq", "mmlu")][0]) == "a6000"  # INT4 Marlin: the cheapest type
+    assert all("--backend vllm" in cmd for _, cmd in ev.values())
+    perf = {
+        (m.group(1), m.group(2), m.group(3))
+        for m in re.finditer(r"results/perf/([\w.-]+)/([\w.-]+)/(\w+)", out)
+        if m.group(1) == model
+    }
+    assert {g for _, s, g in perf if s == "w4afp8"} == {"h100"}
+    assert {g for _, s, g in perf if s == "w4a4-nvfp4"} == {"a6000", "a100", "h100", "b200"}  # emulated below sm100
+    assert {g for _, s, g in perf if s == "w8a8-fp8-block"} == {"a6000", "a100", "h100", "b200"}
+
+
 # ---- every task of the paper grid, really run, offline, on the fixture -------------------
 #
 # The paper config with its models replaced by the fixture, bf16 only (one scheme keeps CI

@@ -16,7 +16,7 @@ import yaml
 from quantstudy.similarity.textsim import TEXT_METRICS
 from tests.workspace import ROOT, copy_workflow
 
-SCHEMES = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]
+SCHEMES = yaml.safe_load((ROOT / "config/config.yaml").read_text())["schemes"]
 
 
 def load(wf, scheme):

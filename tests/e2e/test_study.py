@@ -14,9 +14,25 @@ import pytest
 import yaml
 
 from tests.schema import with_defaults
+from tests.workspace import ROOT
 
-SCHEMES = ["bf16", "w8a8-fp", "w8a8-int", "w4a16-int"]
-FORMATS = {"w8a8-fp": "float-quantized", "w8a8-int": "int-quantized", "w4a16-int": "pack-quantized"}
+SCHEMES = yaml.safe_load((ROOT / "config/config.yaml").read_text())["schemes"]
+# The compressed-tensors format each of the default study's recipes saves (facts of
+# compressed-tensors 0.19: any INT weights with activations are int-quantized, weight-only INT
+# is packed, FP4 has its own packing).
+FORMATS = {
+    "w8a8-fp": "float-quantized",
+    "w8a8-int": "int-quantized",
+    "w4a16-int": "pack-quantized",
+    "w4a16-awq": "pack-quantized",
+    "w8a8-int-kv8": "int-quantized",
+    "w8a16-int": "pack-quantized",
+    "w4a4-nvfp4": "nvfp4-pack-quantized",
+}
+
+
+def test_the_default_study_has_four_schemes_beyond_the_papers_three():
+    assert set(FORMATS) == set(SCHEMES) - {"bf16"} and len(FORMATS) >= 3 + 4
 
 
 def planned_jobs(p) -> dict[str, int]:
@@ -154,7 +170,7 @@ def test_recipe_change_reruns_only_that_branch(study, tmp_path):
     before = {p: p.stat().st_mtime_ns for p in outputs}
     cfg_path = study.path("config/config.yaml")
     cfg = yaml.safe_load(cfg_path.read_text())
-    cfg["recipes"]["w8a8-int"]["dampening_frac"] = 0.05  # w8a8-int: the quicker GPTQ branch here
+    cfg["recipes"]["w8a8-int"]["modifiers"][1]["GPTQModifier"]["dampening_frac"] = 0.05  # the quicker GPTQ branch
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
     plan = planned_jobs(study.snakemake("-n"))
@@ -178,5 +194,5 @@ def test_recipe_change_reruns_only_that_branch(study, tmp_path):
         changed = p.stat().st_mtime_ns != mtime
         assert changed == ("w8a8-int" in p.parts), p
     meta = json.loads(study.path("results/models/tiny-llama/w8a8-int/quantstudy.json").read_text())
-    assert meta["recipe"]["dampening_frac"] == 0.05
+    assert meta["recipe"]["modifiers"][1]["GPTQModifier"]["dampening_frac"] == 0.05
     assert planned_jobs(study.snakemake("-n")) == {}

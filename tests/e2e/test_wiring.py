@@ -57,9 +57,78 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+DATA = Path(__file__).resolve().parents[2] / "quantstudy/data"
+# llmcompressor's preset schemes and modifiers, as written from the installed quantize env
+# (tests/unit/test_schemes.py keeps the file equal to it); the support matrix is data too.
+CATALOGUE = json.loads((DATA / "llmcompressor.json").read_text())
+SUPPORT = yaml.safe_load((DATA / "support_matrix.yaml").read_text())
+
+
 def recipe_of(cfg: dict, model: str, scheme: str) -> dict:
-    """The scheme's recipe with the model's overrides (config.yaml: deep-merged)."""
-    return deep_merge(cfg["recipes"][scheme], cfg["models"][model].get("recipe_overrides", {}).get(scheme, {}))
+    """The scheme's recipe with the model's overrides: a `modifiers` mapping merges into the
+    modifier of each class, anything else deep-merges (docs/configuration.md)."""
+    recipe = dict(cfg["recipes"][scheme])
+    over = dict(cfg["models"][model].get("recipe_overrides", {}).get(scheme, {}))
+    mods = over.pop("modifiers", None)
+    if isinstance(mods, list):
+        recipe["modifiers"] = mods
+    elif mods:
+        recipe["modifiers"] = [
+            {name: deep_merge(args or {}, mods.get(name, {})) for name, args in item.items()}
+            for item in recipe["modifiers"]
+        ]
+    return deep_merge(recipe, over)
+
+
+def recipe_quantization(recipe: dict) -> dict:
+    """What the recipe's last quantizing modifier asks for: weights, activations, KV cache, ignore."""
+    q = {"weights": None, "input_activations": None, "kv_cache_scheme": None, "ignore": []}
+    for item in recipe["modifiers"]:
+        for name, args in item.items():
+            args = args or {}
+            if not CATALOGUE["modifiers"][name]["quantizes"]:
+                continue
+            if isinstance(args.get("scheme"), str):
+                group = CATALOGUE["presets"][args["scheme"].upper()]
+            else:
+                group = next(iter(args["config_groups"].values()))
+            q = {
+                "weights": group.get("weights"),
+                "input_activations": group.get("input_activations"),
+                "kv_cache_scheme": args.get("kv_cache_scheme"),
+                "ignore": args.get("ignore", []),
+            }
+    return q
+
+
+def matrix_format(q: dict) -> str:
+    """The support matrix's name of the weights/activations format (a plain reading of the file's
+    header: w<bits>a<bits>-<family>)."""
+    w, a = q["weights"], q["input_activations"]
+    if w["type"] == "float" and w["num_bits"] == 4:
+        return f"w4a{4 if a else 16}-{'nvfp4' if w['strategy'] == 'tensor_group' else 'mxfp4'}"
+    if w["type"] == "float":
+        return "w8a16-fp8" if not a else ("w8a8-fp8-block" if w["strategy"] == "block" else "w8a8-fp8")
+    if not a:
+        return f"w{w['num_bits']}a16-int"
+    return f"w{w['num_bits']}a{a['num_bits']}-{'int' if a['type'] == 'int' else 'fp8'}"
+
+
+def served_here(cfg: dict, model: str, scheme: str, arch: str) -> bool:
+    """Whether the support matrix (with the config's overrides) lets `arch` serve the scheme."""
+    if scheme == BASELINE:
+        return True
+    table = deep_merge(SUPPORT, cfg.get("support_matrix") or {})
+    q = recipe_quantization(recipe_of(cfg, model, scheme))
+    parts = [table["formats"][matrix_format(q)]]
+    if q["kv_cache_scheme"]:
+        parts.append(table["kv_cache"]["fp8"])
+    return all(p["support"].get(arch, "unsupported") != "unsupported" for p in parts)
+
+
+def backend_of(cfg: dict, model: str, scheme: str) -> str:
+    """The local study's evaluation hardware is the CPU (no GPU types routed)."""
+    return "vllm" if served_here(cfg, model, scheme, "cpu") else "hf"
 
 
 def expected_checkpoint(cfg: dict, model: str, scheme: str) -> str:
@@ -72,7 +141,8 @@ def quantized(cfg: dict) -> list[str]:
 
 
 def perf_jobs(cfg: dict) -> list[tuple[str, str, str]]:
-    """(model, scheme, gpu) of every serving benchmark the config asks for."""
+    """(model, scheme, gpu) of every serving benchmark the config asks for: the GPU type must
+    serve the scheme (the support matrix)."""
     perf = cfg.get("performance")
     if not perf:
         return []
@@ -81,14 +151,18 @@ def perf_jobs(cfg: dict) -> list[tuple[str, str, str]]:
         for m, spec in cfg["models"].items()
         for g in spec.get("gpu_types", perf["gpu_types"])
         for s in spec.get("perf_schemes", cfg["schemes"])
+        if served_here(cfg, m, s, cfg["gpu_types"][g].get("arch", "cpu"))
     ]
 
 
-def expected_format(recipe: dict) -> str:
-    """compressed-tensors' format for a recipe: weight-only integer weights are packed;
-    otherwise 8-bit float weights are float-quantized and integer ones int-quantized."""
-    w = recipe["weights"]
-    if w["type"] == "int" and not recipe.get("input_activations"):
+def expected_format(q: dict) -> str:
+    """compressed-tensors' format for a recipe: FP4 has its own packing; weight-only integer
+    weights are packed; otherwise 8-bit float weights are float-quantized and integer ones
+    int-quantized."""
+    w = q["weights"]
+    if w["type"] == "float" and w["num_bits"] == 4:
+        return "nvfp4-pack-quantized" if w["strategy"] == "tensor_group" else "mxfp4-pack-quantized"
+    if w["type"] == "int" and not q["input_activations"]:
         return "pack-quantized"
     return "float-quantized" if w["type"] == "float" else "int-quantized"
 
@@ -156,17 +230,17 @@ def format_problems(root: Path, cfg: dict, model: str, scheme: str) -> list[str]
     qc = read_json(path).get("quantization_config")
     if not qc:
         return [f"{ckpt}: config.json has no quantization_config"]
-    recipe, out = recipe_of(cfg, model, scheme), []
+    q, out = recipe_quantization(recipe_of(cfg, model, scheme)), []
     if qc.get("quant_method") != "compressed-tensors":
         out.append(f"{ckpt}: quant_method {qc.get('quant_method')!r}")
-    if qc.get("format") != expected_format(recipe):
-        out.append(f"{ckpt}: format {qc.get('format')!r}, the recipe makes {expected_format(recipe)!r}")
+    if qc.get("format") != expected_format(q):
+        out.append(f"{ckpt}: format {qc.get('format')!r}, the recipe makes {expected_format(q)!r}")
     groups = list(qc.get("config_groups", {}).values())
     if len(groups) != 1:
         return out + [f"{ckpt}: {len(groups)} config groups, want 1"]
     g = groups[0]
     for side in ("weights", "input_activations"):
-        want, got = recipe.get(side), g.get(side)
+        want, got = q.get(side), g.get(side)
         if not want:
             if got:
                 out.append(f"{ckpt}: {side} quantized, the recipe does not quantize them")
@@ -177,7 +251,10 @@ def format_problems(root: Path, cfg: dict, model: str, scheme: str) -> list[str]
         for k, v in want.items():
             if k != "observer" and got.get(k) != v:  # the observer is a calibration choice, not stored
                 out.append(f"{ckpt}: {side}.{k} = {got.get(k)!r}, recipe {v!r}")
-    for name in recipe.get("ignore", []):
+    want_kv, got_kv = q["kv_cache_scheme"], qc.get("kv_cache_scheme")
+    if bool(want_kv) != bool(got_kv) or any(got_kv.get(k) != v for k, v in (want_kv or {}).items()):
+        out.append(f"{ckpt}: kv_cache_scheme {got_kv!r}, recipe {want_kv!r}")
+    for name in q["ignore"]:
         if name not in qc.get("ignore", []):
             out.append(f"{ckpt}: {name} not in ignore {qc.get('ignore')}")
     return out
