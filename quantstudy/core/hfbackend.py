@@ -49,11 +49,15 @@ def dtype(engine: dict) -> str:
     return str(engine.get("dtype") or DEFAULT_DTYPE)
 
 
-def _args_text(args: dict | None) -> str:
+def _args_text(args: dict | None, activations: bool = False) -> str:
     if not args:
         return ""
-    mode = "dynamic" if args.get("dynamic") else "static"
-    return f"{args.get('num_bits')}-bit {args.get('type')} per-{args.get('strategy')} {mode}"
+    text = f"{args.get('num_bits')}-bit {args.get('type')} per-{args.get('strategy')}"
+    if args.get("group_size"):
+        text += f" {args['group_size']}"
+    if activations:
+        text += " dynamic" if args.get("dynamic") else " static"
+    return text
 
 
 def served_as(model_dir: str, compute_dtype: str = DEFAULT_DTYPE) -> str:
@@ -71,7 +75,7 @@ def served_as(model_dir: str, compute_dtype: str = DEFAULT_DTYPE) -> str:
     groups = list((q.get("config_groups") or {}).values())
     formats = sorted({g.get("format") or q.get("format") or "?" for g in groups}) or [q.get("format") or "?"]
     weights = sorted({_args_text(g.get("weights")) for g in groups if g.get("weights")})
-    acts = sorted({_args_text(g.get("input_activations")) for g in groups if g.get("input_activations")})
+    acts = sorted({_args_text(g.get("input_activations"), True) for g in groups if g.get("input_activations")})
     text = (
         f"compressed-tensors {'/'.join(formats)}: weights ({'; '.join(weights) or 'unquantized'}) "
         f"decompressed to {compute_dtype} on the first forward, {compute_dtype} matmuls (transformers, torch eager); "
