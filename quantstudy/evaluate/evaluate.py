@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""Evaluate one task on one checkpoint with lm-eval's vLLM backend; write JSON + samples.
+"""Evaluate one task on one checkpoint with lm-eval's vLLM backend (or, with `--backend hf`,
+its Hugging Face backend: transformers + compressed-tensors, for formats vLLM cannot serve;
+quantstudy/core/hfbackend.py says what that computes); write JSON + samples.
 
 Rule `evaluate` calls this; to debug one step by hand (serve env):
 
@@ -8,6 +10,11 @@ Rule `evaluate` calls this; to debug one step by hand (serve env):
         "metrics": ["acc,none"], "num_fewshot": 0, "apply_chat_template": false, "fewshot_as_multiturn": false}' \\
         --evaluation '{"task_include_path": "data/tasks/fixture", "batch_size": "auto", "seed": 1234,
         "limit": null, "engine": {"max_model_len": 512}}' --output /tmp/e.json --samples /tmp/e.samples.jsonl
+
+Add `--backend hf` for the hf backend: it takes `dtype` and `max_model_len` (as lm-eval's
+`max_length`) from the engine block, ignores the other (vLLM-only) engine arguments, and
+runs on the GPU when torch sees one, else on the CPU. The result records `settings.backend`,
+`settings.model_args` (what lm-eval's hf model got) and `served_as`.
 
 Both JSON arguments are complete, as the rule passes them: config validation fills every
 default from config/schema/config.schema.yaml, the one place a default lives.
@@ -20,7 +27,7 @@ import os
 import time
 from pathlib import Path
 
-from quantstudy.core import atomic, cli, step
+from quantstudy.core import atomic, cli, hfbackend, step
 from quantstudy.core.runtime import (
     add_checkpoint_args,
     checkpoint_error,
@@ -33,7 +40,7 @@ from quantstudy.evaluate.lmeval import EVAL_FORMAT, extract_scores, flat_samples
 log = logging.getLogger("evaluate")
 
 
-def settings_from(spec: dict, evaluation: dict) -> dict:
+def settings_from(spec: dict, evaluation: dict, backend: str = hfbackend.DEFAULT_BACKEND) -> dict:
     """The exact lm-eval settings of one run (recorded in the output)."""
     return {
         "lm_eval_task": spec["lm_eval_task"],
@@ -45,8 +52,24 @@ def settings_from(spec: dict, evaluation: dict) -> dict:
         "limit": evaluation["limit"],
         "seed": evaluation["seed"],
         "engine": evaluation.get("engine", {}),
-        "backend": "vllm",
+        "backend": backend,
     }
+
+
+def hf_model_args(engine: dict) -> dict:
+    """lm-eval `hf` model arguments from the engine block: dtype, and max_model_len as
+    max_length (lm-eval's vLLM model uses max_model_len as its max_length: both truncate
+    alike). Every other engine key is a vLLM argument the hf model must not get."""
+    args = {"dtype": hfbackend.dtype(engine), "device": hfbackend.device()}
+    if engine.get("max_model_len"):
+        args["max_length"] = int(engine["max_model_len"])
+    return args
+
+
+def model_args_for(backend: str, model_dir: str, s: dict) -> dict:
+    if backend == "hf":
+        return {"pretrained": model_dir, **s["model_args"]}
+    return {"pretrained": model_dir, "seed": s["seed"], **s["engine"]}
 
 
 def unsafe_code_settings(lm_eval_task: str, task_dirs) -> dict:
@@ -64,21 +87,24 @@ def unsafe_code_settings(lm_eval_task: str, task_dirs) -> dict:
     return {"confirm_run_unsafe_code": unsafe, "env": {"HF_ALLOW_CODE_EVAL": "1"} if unsafe else {}}
 
 
-def evaluate(model_dir, model, scheme, task, spec, evaluation, include_path, output, samples_path) -> dict:
+def evaluate(
+    model_dir, model, scheme, task, spec, evaluation, include_path, output, samples_path, backend="vllm"
+) -> dict:
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    s = settings_from(spec, evaluation)
+    s = settings_from(spec, evaluation, backend)
+    if backend == "hf":
+        s["model_args"] = hf_model_args(s["engine"])
     unsafe = unsafe_code_settings(
         s["lm_eval_task"], [Path(lm_eval.__file__).parent / "tasks"] + ([Path(include_path)] if include_path else [])
     )
     os.environ.update(unsafe["env"])  # before lm-eval imports the task's utils (code_eval loads there)
     s["confirm_run_unsafe_code"] = unsafe["confirm_run_unsafe_code"]
-    model_args = {"pretrained": model_dir, "seed": s["seed"], **s["engine"]}
     started = time.time()
     results = lm_eval.simple_evaluate(
-        model="vllm",
-        model_args=model_args,
+        model=backend,
+        model_args=model_args_for(backend, model_dir, s),
         tasks=[s["lm_eval_task"]],
         num_fewshot=s["num_fewshot"],
         batch_size=s["batch_size"],
@@ -109,7 +135,10 @@ def evaluate(model_dir, model, scheme, task, spec, evaluation, include_path, out
         "n_samples": sample_count(results, name),
         "settings": s,
         "seconds": round(seconds, 2),
-        "versions": package_versions(["lm_eval", "vllm", "transformers", "torch", "compressed-tensors"]),
+        "versions": package_versions(
+            ["lm_eval", "vllm", "transformers", "torch", "compressed-tensors"]
+            + (["accelerate"] if backend == "hf" else [])
+        ),
         "lm_eval": {
             "results": results["results"].get(name),
             "config": results.get("config"),
@@ -119,6 +148,8 @@ def evaluate(model_dir, model, scheme, task, spec, evaluation, include_path, out
             "subtasks": subtask_results(results, name),
         },
     }
+    if backend == "hf":
+        out["served_as"] = hfbackend.served_as(model_dir, s["model_args"]["dtype"])
     # Samples first: the JSON is the rule's "done" marker, so it lands last.
     atomic.write_jsonl(samples_path, flat_samples(results, name))
     atomic.write_json(output, out)
@@ -145,6 +176,7 @@ def main(argv=None) -> int:
         required=True,
         help="the config's evaluation block as JSON (task_include_path: the local lm-eval task YAMLs)",
     )
+    hfbackend.add_backend_arg(ap)
     ap.add_argument("--output", required=True, help="eval JSON (written atomically)")
     ap.add_argument("--samples", required=True, help="per-item samples JSONL (written atomically)")
     args = ap.parse_args(argv)
@@ -153,7 +185,8 @@ def main(argv=None) -> int:
     if problem:
         raise cli.StepError(problem)
     offline_env(evaluation.get("env"))
-    engine_threads_env()
+    if args.backend == "vllm":  # torch eager (hf) keeps the job's thread count
+        engine_threads_env()
     evaluate(
         args.model_dir,
         args.model,
@@ -164,6 +197,7 @@ def main(argv=None) -> int:
         evaluation["task_include_path"],
         args.output,
         args.samples,
+        args.backend,
     )
     return 0
 

@@ -60,6 +60,7 @@ FIELDS = [
     "bf16_stderr",
     "recovery_pct",
     "higher_is_better",
+    "backend",  # lm-eval model that produced the score: vllm, or hf (evaluate --backend)
 ] + SIGNIFICANCE_FIELDS
 
 
@@ -133,6 +134,7 @@ def build_rows(
                 "bf16_stderr": b.get("stderr"),
                 "recovery_pct": recovery_pct(v["score"], b.get("score"), metric_direction(e, metric)),
                 "higher_is_better": metric_direction(e, metric),
+                "backend": e.get("settings", {}).get("backend"),
             }
             if sig and e["scheme"] != BASELINE and base is not None:
                 row.update(sig.interval({e["task"]: metric}, e["model"], e["scheme"]))
@@ -288,6 +290,7 @@ def suite_rows(
             "bf16_stderr": mean_stderr([v.get("stderr") for v in base]),
             "recovery_pct": recovery_pct(score, base_score, higher),
             "higher_is_better": higher,
+            "backend": "+".join(sorted({b for e, _ in pairs if (b := e.get("settings", {}).get("backend"))})) or None,
         }
         if sig and scheme != BASELINE:
             row.update(sig.interval({e["task"]: m for (e, _), (m, _) in zip(pairs, prim, strict=True)}, model, scheme))
