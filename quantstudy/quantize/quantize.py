@@ -65,6 +65,19 @@ def calibration_features(texts: list[str], tokenizer, max_seq_length: int, chat_
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
+def skip_pinning_without_accelerator(torch) -> bool:
+    """llmcompressor 0.14.0.1's AWQ pins its cached activations (pipelines/cache.py,
+    IntermediatesCache.pin_memory) for faster host-to-device copies, and Tensor.pin_memory()
+    raises "Cannot access accelerator device" on a CPU-only host. Pinning only speeds copies
+    to a GPU, so without one it is skipped; with one, nothing changes."""
+    if torch.accelerator.is_available():
+        return False
+    from llmcompressor.pipelines.cache import IntermediatesCache
+
+    IntermediatesCache.pin_memory = lambda self, *args, **kwargs: None
+    return True
+
+
 def quantize(
     model_dir: str,
     scheme: str,
@@ -115,6 +128,8 @@ def quantize(
     # llmcompressor draws the calibration order from torch's global RNG (RandomSampler): unseeded,
     # each run fed GPTQ another order and wrote other int4 weights (22 of 94 tensors differed).
     torch.manual_seed(recipe.get("calibration", {}).get("seed", 0))
+    if skip_pinning_without_accelerator(torch):
+        log.info("no accelerator: llmcompressor's activation-cache pinning skipped (CPU only)")
     oneshot(model=model, tokenizer=tokenizer, recipe=modifiers, **kwargs)
     with atomic.directory(output) as tmp:
         model.save_pretrained(tmp, save_compressed=True)
