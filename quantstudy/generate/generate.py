@@ -152,8 +152,17 @@ def run_hf(model_dir, prompts, settings, reference_rows) -> dict:
     llm = llm.to(dev).eval()
     vocab = int(llm.config.get_text_config().vocab_size)
     k = min(int(settings["logprobs_top_k"]), vocab)
+    quant = getattr(llm.config, "quantization_config", None)
+    quant = (quant.get("quant_method") if isinstance(quant, dict) else getattr(quant, "quant_method", None)) or "None"
     log.info(
-        "%s model loaded on %s in %.1f s; vocab %d, logprobs top-k %d", dtype, dev, time.time() - started, vocab, k
+        "hf backend loaded '%s' (quantization=%s) as %s on %s in %.1f s; vocab %d, logprobs top-k %d",
+        model_dir,
+        getattr(quant, "value", quant),
+        dtype,
+        dev,
+        time.time() - started,
+        vocab,
+        k,
     )
 
     # 1. Greedy answers. vLLM's chat: the template rendered as text with the generation

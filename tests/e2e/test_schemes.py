@@ -45,10 +45,10 @@ def test_the_support_matrix_drives_what_perf_plans_and_which_backend_evaluates(f
     perf = {j["scheme"] for j in planned(out, "perf")}
     # This CPU's vLLM has no kernel for 8-bit weight-only INT or for NVFP4: not benchmarked,
     # evaluated and generated through lm-eval's hf backend instead.
-    assert perf == set(cfg["schemes"]) - {"w8a16-int", "w4a4-nvfp4"}
+    assert perf == set(cfg["schemes"]) - {"w8a16-int", "w4a16-nvfp4"}
     for rule in ("evaluate", "generate"):
         for job in planned(out, rule):
-            want = "hf" if job["scheme"] in ("w8a16-int", "w4a4-nvfp4") else "vllm"
+            want = "hf" if job["scheme"] in ("w8a16-int", "w4a16-nvfp4") else "vllm"
             assert f"--backend {want}" in job["cmd"], (rule, job)
 
     # The config says this CPU runs w8a16-int after all (say, a vLLM with such a kernel):
@@ -57,8 +57,8 @@ def test_the_support_matrix_drives_what_perf_plans_and_which_backend_evaluates(f
     out = dry_run(fresh, cfg)
     assert {j["scheme"] for j in planned(out, "perf")} == perf | {"w8a16-int"}
     assert all("--backend vllm" in j["cmd"] for j in planned(out, "evaluate") if j["scheme"] == "w8a16-int")
-    # The same config on an A100 (sm80) GPU type: Marlin serves 8-bit weight-only INT, and
-    # NVFP4 as FP4 weight-only: every scheme is benchmarked.
+    # The same config on an A100 (sm80) GPU type: Marlin serves 8-bit weight-only INT and
+    # FP4 weight-only: every scheme is benchmarked.
     cfg.pop("support_matrix")
     cfg["gpu_types"]["cpu"]["arch"] = "sm80"
     out = dry_run(fresh, cfg)

@@ -16,6 +16,8 @@ import yaml
 from quantstudy.similarity.textsim import TEXT_METRICS
 from tests.workspace import ROOT, copy_workflow
 
+from .test_study import HF_BACKEND
+
 SCHEMES = yaml.safe_load((ROOT / "config/config.yaml").read_text())["schemes"]
 
 
@@ -37,6 +39,7 @@ def test_generations_for_every_scheme(study):
         meta = json.loads(study.path(f"results/generations/tiny-llama/{scheme}.meta.json").read_text())
         assert meta["exact_kl"] and meta["logprobs_top_k"] == meta["vocab_size"] == 64
         assert meta["versions"]["vllm"]
+        assert meta["backend"] == ("hf" if scheme in HF_BACKEND else "vllm"), scheme
 
 
 def test_bf16_against_itself_is_exactly_identical(study):

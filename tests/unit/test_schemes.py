@@ -29,10 +29,11 @@ def test_the_shipped_recipes_name_their_formats():
     assert got["w8a8-int"] == got["w8a8-int-kv8"] == "w8a8-int"
     assert got["w4a16-int"] == got["w4a16-awq"] == "w4a16-int"
     assert got["w8a16-int"] == "w8a16-int"
-    assert got["w4a4-nvfp4"] == "w4a4-nvfp4"
+    assert got["w4a16-nvfp4"] == "w4a16-nvfp4"
     assert schemes.kv_format(schemes.quantization(CONFIG["recipes"]["w8a8-int-kv8"])) == "fp8"
     paper = {name: fmt(r) for name, r in PAPER["recipes"].items()}
     assert paper["w8a8-fp8-block"] == "w8a8-fp8-block" and paper["w4afp8"] == "w4a8-fp8"
+    assert paper["w4a4-nvfp4"] == "w4a4-nvfp4"
 
 
 @pytest.mark.parametrize(
@@ -68,7 +69,7 @@ def test_calibration_is_needed_as_llmcompressor_decides():
         "w4a16-awq": True,  # AWQ
         "w8a8-int-kv8": True,  # KV-cache scales are observed
         "w8a16-int": False,
-        "w4a4-nvfp4": True,  # NVFP4's global activation scales
+        "w4a16-nvfp4": False,  # weight-only: scales from the weights alone
     }
 
 
@@ -122,8 +123,10 @@ def test_support_on_this_cpu_and_on_gpus():
     assert status("w8a8-fp", "sm86")["served_as"] == "FP8 weight-only (Marlin), activations bf16"
     assert status("w8a8-fp", "sm90") == {**status("w8a8-fp", "sm90"), "status": "native", "served_as": "w8a8-fp8"}
     assert status("w8a16-int", "cpu")["status"] == "unsupported"
-    assert status("w4a4-nvfp4", "sm90")["status"] == "emulated"
-    assert status("w4a4-nvfp4", "sm100")["status"] == "native"
+    assert status("w4a16-nvfp4", "sm90")["status"] == "native"  # FP4 Marlin
+    assert status("w4a16-nvfp4", "cpu")["status"] == "unsupported"
+    assert schemes.support(PAPER, "llama-3.1-8b-instruct", "w4a4-nvfp4", "sm90")["status"] == "emulated"
+    assert schemes.support(PAPER, "llama-3.1-8b-instruct", "w4a4-nvfp4", "sm100")["status"] == "native"
     assert status("w8a8-int-kv8", "cpu")["served_as"] == "w8a8-int + fp8 KV cache"
 
 
@@ -139,7 +142,7 @@ def test_config_overrides_the_matrix_for_new_hardware():
 def test_bytes_per_param_follow_the_weight_format():
     q = {name: schemes.bytes_per_param(schemes.quantization(r)) for name, r in CONFIG["recipes"].items()}
     assert q["w8a8-int"] == 1.0 and q["w4a16-int"] == pytest.approx(0.5 + 2 / 128)
-    assert q["w4a4-nvfp4"] == pytest.approx(0.5 + 2 / 16)
+    assert q["w4a16-nvfp4"] == pytest.approx(0.5 + 2 / 16)
 
 
 def test_the_catalogue_equals_the_installed_llmcompressor():
