@@ -25,7 +25,8 @@ def test_backend_column_per_task_and_suite():
             ev("bf16", "b", 0.6, "vllm"),
             ev("nvfp4", "a", 0.7, "hf"),
             ev("nvfp4", "b", 0.5, "vllm"),
-        ]
+        ],
+        order=["bf16", "nvfp4"],
     )
     by = {(r["scheme"], r["level"], r["task"]): r["backend"] for r in rows}
     assert by[("bf16", "task", "a")] == "vllm" and by[("nvfp4", "task", "a")] == "hf"
@@ -36,5 +37,5 @@ def test_backend_column_per_task_and_suite():
 
 
 def test_backend_empty_for_a_result_without_settings():
-    rows = build_rows([{**ev("bf16", "a", 0.8, None), "settings": {"lm_eval_task": "a"}}])
+    rows = build_rows([{**ev("bf16", "a", 0.8, None), "settings": {"lm_eval_task": "a"}}], order=["bf16"])
     assert {r["backend"] for r in rows} == {None}
