@@ -38,8 +38,8 @@ def test_generations_for_every_scheme(study):
             assert r["num_tokens"] == len(r["token_ids"]) and r["finish_reason"] in ("stop", "length")
         meta = json.loads(study.path(f"results/generations/tiny-llama/{scheme}.meta.json").read_text())
         assert meta["exact_kl"] and meta["logprobs_top_k"] == meta["vocab_size"] == 64
-        assert meta["versions"]["vllm"]
         assert meta["backend"] == ("hf" if scheme in HF_BACKEND else "vllm"), scheme
+        assert meta["versions"]["vllm" if meta["backend"] == "vllm" else "transformers"]
 
 
 def test_bf16_against_itself_is_exactly_identical(study):
