@@ -122,7 +122,8 @@ def test_evaluate_hf_backend_agrees_with_vllm(checkpoints, scheme, task, tmp_pat
         assert hf["served_as"].startswith("unquantized")
     else:  # FP8 weights dequantized, FP8 activations quantize-dequantized
         assert "float-quantized" in hf["served_as"] and "input activations fake-quantized" in hf["served_as"]
-    assert [r["backend"] for r in build_rows([vllm, hf]) if r["level"] == "task"][:1] == ["vllm"]
+    order = list(dict.fromkeys(["bf16", scheme]))  # the config's scheme order, as the rule passes it
+    assert [r["backend"] for r in build_rows([vllm, hf], order=order) if r["level"] == "task"][:1] == ["vllm"]
 
     tol = TOLERANCE[(scheme, task)]
     a, b = per_item(vllm_samples, metric), per_item(hf_samples, metric)
