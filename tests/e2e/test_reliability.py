@@ -50,7 +50,10 @@ BAD_CONFIGS = [
         lambda c: _set(c, "recipes.w8a8-int.calibration.num_samples", -1),
         ["recipes.w8a8-int.calibration.num_samples", "-1"],
     ),
-    (lambda c: _set(c, "recipes.w4a16-int.weights.group_size", 96), ["recipes.w4a16-int.weights.group_size", "96"]),
+    (
+        lambda c: _set(c, "recipes.w4a16-int.modifiers.0.GPTQModifier.config_groups.group_0.weights.group_size", 96),
+        ["recipes.w4a16-int.modifiers", "group_size 96 does not divide"],
+    ),
     (
         lambda c: _set(c, "calibration_sets.fixture-chat.path", "data/calibration/missing.jsonl"),
         ["calibration_sets.fixture-chat.path", "missing.jsonl"],
