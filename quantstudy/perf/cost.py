@@ -4,7 +4,8 @@ queries per dollar = request throughput (req/s) x 3600 / (price per GPU-hour x G
 cost reduction     = a scheme's queries per dollar / bf16's, same (model, gpu, use case, mode)
 (the paper: "queries per dollar from on-demand GPU prices; cost reduction is the ratio to
 bf16"). sync throughput is one request at a time (1 / latency); async is the saturated
-rate. A model on the CPU (gpus: 0) is priced as one unit of the `gpu_types` price.
+rate; slo is the highest request rate within the use case's latency SLO (the cost of a query
+at a load that keeps the latency target; none when no rate met it). A model on the CPU (gpus: 0) is priced as one unit of the `gpu_types` price.
 
 The rule's entry point, also run by hand:
 

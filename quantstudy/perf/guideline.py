@@ -13,6 +13,11 @@ least the floor (default 99%), recommend the one with the most queries per dolla
   larger run-to-run coefficient of variation of the two throughputs.
 - A scheme missing from the accuracy or performance results, or below the floor, is
   listed in `excluded` with the reason, never silently dropped.
+- Three modes: sync (one request at a time), async (saturated) and slo (the highest request
+  rate within the use case's latency SLO, quantstudy/perf/slo.py; a scheme with no rate
+  within it is excluded so). In slo mode the noise is the search's resolution: perf.csv
+  gives half the relative bracket width as its CV, so a margin under the bracket
+  (upper - sustained) / sustained is within noise.
 
 The rule's entry point, also run by hand:
 
@@ -108,6 +113,8 @@ def recommend(
             how = support.get(model, {}).get(gpu, {}).get(scheme) or {}
             if how.get("status") == "unsupported":
                 excluded.append((scheme, f"not servable on {gpu} ({how.get('format')}: no vLLM kernel)"))
+            elif c is not None and mode == "slo" and c.get("queries_per_dollar") is None and rec:
+                excluded.append((scheme, "no request rate within the SLO"))
             elif c is None or c.get("queries_per_dollar") is None:
                 excluded.append((scheme, "no performance result"))
             elif rec is None:
@@ -176,7 +183,8 @@ def to_markdown(rows: list[dict], floor_pct: float, hardware: dict | None = None
         "scheme after them by name. The margin is how many % more queries per dollar the "
         "recommendation serves than the runner-up; *within noise* marks a margin under twice the "
         "run-to-run coefficient of variation of the throughputs. sync = one request at a time; "
-        "async = continuous batching at saturation. Computed from this run's perf.csv, cost.csv and "
+        "async = continuous batching at saturation; slo = the highest request rate at which the use case's "
+        "latency SLO holds (perf.csv `slo` rows; its noise is the search's bracket, not a CV). Computed from this run's perf.csv, cost.csv and "
         "summary.csv, not written by hand.",
         "",
     ]

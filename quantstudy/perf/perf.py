@@ -3,7 +3,9 @@
 Per (model, scheme, gpu) one server answers every use case (prompt/output token lengths):
 - sync: max concurrency 1, one request at a time -> latency (the paper's "synchronous");
 - async: every request at once (request rate inf) -> the saturated throughput, then a sweep
-  of Poisson request rates at fractions of that saturated rate (the latency/throughput curve).
+  of Poisson request rates at fractions of that saturated rate (the latency/throughput curve);
+- slo (a use case with an `slo`): the search for the highest Poisson rate that meets it
+  (quantstudy/perf/slo.py), its probes kept as async points of the curve (perf_sweep.csv).
 Every point runs `repeats` times with the same seed (same prompts), after warm-up requests
 that are not measured, so the spread across repeats is the run-to-run noise.
 
@@ -52,6 +54,7 @@ from quantstudy.core.runtime import (
     package_versions,
 )
 from quantstudy.core.schemeorder import scheme_key
+from quantstudy.perf import slo as slo_search
 
 PERF_FORMAT = "quantstudy.perf/1"
 MANIFEST = "manifest.json"
@@ -72,6 +75,7 @@ MEASURES = [
 ]
 # Measures whose run-to-run spread goes in the table too.
 SPREAD = ["request_throughput", "output_throughput", "mean_e2el_ms"]
+MODES = ("sync", "async", "slo")
 FIELDS = (
     [
         "model",
@@ -91,7 +95,7 @@ FIELDS = (
         "failed",
     ]
     + [m for m in MEASURES for m in ([m] + ([f"{m}_std", f"{m}_cv"] if m in SPREAD else []))]
-    + ["engine_args", "vllm_version"]
+    + ["slo", "slo_met", "good_share", "slo_status", "slo_upper_rps", "engine_args", "vllm_version"]
 )
 
 
@@ -115,6 +119,7 @@ def bench_args(
     warmups: int,
     request_rate: float = math.inf,
     max_concurrency: int | None = None,
+    slo: dict | None = None,
 ) -> list[str]:
     """`vllm bench serve` arguments for one point (the same for the CLI and in-process)."""
     args = [
@@ -150,12 +155,20 @@ def bench_args(
         "--percentile-metrics",
         PERCENTILE_METRICS,
         "--metric-percentiles",
-        "50,99",
+        metric_percentiles(slo),
         "--disable-tqdm",
     ]
+    if slo:  # every point of the use case counts its requests within the SLO
+        args += slo_search.goodput_args(slo)
     if max_concurrency is not None:
         args += ["--max-concurrency", str(max_concurrency)]
     return args
+
+
+def metric_percentiles(slo: dict | None) -> str:
+    """--metric-percentiles: the median, p99 and the SLO's percentile."""
+    ps = {50.0, 99.0} | ({float(slo.get("percentile", 99))} if slo else set())
+    return ",".join(f"{p:g}" for p in sorted(ps))
 
 
 def sweep_rates(saturated_rps: float, fractions: list[float]) -> list[tuple[float, float]]:
@@ -201,16 +214,18 @@ def point_rows(perf_dir: str | Path, support: dict | None = None) -> list[dict]:
     perf_dir = Path(perf_dir)
     man = read_manifest(perf_dir)
     groups: dict[tuple, list[tuple[dict, dict]]] = {}
+    by_file = {}
     for run in man["runs"]:
-        key = (run["use_case"], run["mode"], run.get("rate_fraction"))
+        key = (run["use_case"], run["mode"], run.get("rate_fraction"), run.get("slo_probe", False))
         path = perf_dir / run["file"]
         try:
             raw = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise ValueError(f"{path}: unreadable benchmark result ({e})") from None
         groups.setdefault(key, []).append((run, raw))
+        by_file[run["file"]] = raw
     rows = []
-    for (use_case, mode, fraction), runs in groups.items():
+    for (use_case, mode, fraction, _), runs in groups.items():
         first, raw0 = runs[0]
         uc = man["use_cases"][use_case]
         row = {
@@ -237,14 +252,64 @@ def point_rows(perf_dir: str | Path, support: dict | None = None) -> list[dict]:
             row[m] = mean
             if m in SPREAD:
                 row[f"{m}_std"], row[f"{m}_cv"] = std, cv
+        if all("slo_met" in run for run, _ in runs):  # a point the SLO search judged
+            row["slo_met"] = all(run["slo_met"] for run, _ in runs)
+            row["good_share"] = min(run["good_share"] for run, _ in runs)
         rows.append(row)
+    for use_case, found in man.get("slo", {}).items():
+        rows.append(slo_row(man, use_case, found, by_file, support))
     return rows
 
 
+def slo_row(man: dict, use_case: str, found: dict, by_file: dict, support: dict | None) -> dict:
+    """perf.csv's `slo` row of a use case: the sustained rate as its request throughput
+    (queries per dollar are priced at it), latencies from the probe that met the SLO at that
+    rate (the saturated runs' means when saturation met it). There is one search, not
+    repeats: the search's resolution, (upper - sustained) / sustained / 2, stands in for the
+    run-to-run CV (the guideline's noise: a margin under the bracket is within noise)."""
+    uc = man["use_cases"][use_case]
+    rate, upper = found["sustained_rps"], found["upper_rps"]
+    raws = [by_file[f] for f in found["sustained_files"]]
+    row = {
+        "model": man["model"],
+        "scheme": man["scheme"],
+        "served_as": served_as(man, support),
+        "gpu": man["gpu"],
+        "hardware": man.get("hardware"),
+        "use_case": use_case,
+        "mode": "slo",
+        "prompt_tokens": uc["prompt_tokens"],
+        "output_tokens": uc["output_tokens"],
+        "request_rate": "" if rate is None else f"{rate:.4g}",
+        "rate_fraction": None,
+        "max_concurrency": None,
+        "num_requests": raws[0].get("completed") if raws else None,
+        "repeats": len(raws),
+        "failed": sum(int(raw.get("failed") or 0) for raw in raws),
+        "slo": json.dumps(uc["slo"], sort_keys=True),
+        "slo_met": rate is not None,
+        "good_share": min((r["good_share"] for r in found["sustained_checks"]), default=None),
+        "slo_status": found["status"],
+        "slo_upper_rps": upper,
+        "engine_args": json.dumps(man["engine"], sort_keys=True),
+        "vllm_version": man["vllm_version"],
+    }
+    for m in MEASURES:
+        row[m] = spread([raw.get(m) for raw in raws])[0]
+    row["request_throughput"] = rate
+    row["request_throughput_std"] = None
+    row["request_throughput_cv"] = (upper - rate) / rate / 2 if (rate and upper) else (0.0 if rate else None)
+    if rate is not None and raws:  # output tokens per s at the sustained rate
+        row["output_throughput"] = rate * uc["output_tokens"]
+        row["total_token_throughput"] = rate * (uc["output_tokens"] + uc["prompt_tokens"])
+    return row
+
+
 def split_rows(rows: list[dict], order: list[str]) -> tuple[list[dict], list[dict]]:
-    """(perf rows: sync + the saturated async point, sweep rows: every async point), each
+    """(perf rows: sync, the saturated async point and the slo row, sweep rows: every async
+    point, the SLO search's probes among them), each
     sorted by model, gpu, use case, mode, then scheme in `order` (the config's `schemes`)."""
-    main = [r for r in rows if r["mode"] == "sync" or r["rate_fraction"] is None]
+    main = [r for r in rows if r["mode"] != "async" or r["rate_fraction"] is None]
     sweep = [r for r in rows if r["mode"] == "async"]
     by_scheme = scheme_key(order)
 
@@ -253,7 +318,7 @@ def split_rows(rows: list[dict], order: list[str]) -> tuple[list[dict], list[dic
             r["model"],
             r["gpu"],
             r["use_case"],
-            r["mode"] != "sync",
+            MODES.index(r["mode"]),
             by_scheme(r["scheme"]),
             r["rate_fraction"] if r["rate_fraction"] is not None else math.inf,
         )
@@ -293,6 +358,7 @@ def benchmark(model_dir, model, scheme, gpu, use_cases, settings, output, server
     cmd = server.serve_command(vllm or "vllm", model_dir, served, port, {**s["engine"], "seed": s["seed"]})
     bench = Bench()
     runs = []
+    found: dict[str, dict] = {}  # use case -> its SLO search
     started = time.time()
     with (
         atomic.directory(output) as tmp,
@@ -302,7 +368,7 @@ def benchmark(model_dir, model, scheme, gpu, use_cases, settings, output, server
         ),
     ):
 
-        def point(name, mode, uc_name, uc, n, rate=math.inf, fraction=None, concurrency=None, repeat=0):
+        def point(name, mode, uc_name, uc, n, rate=math.inf, fraction=None, concurrency=None, repeat=0, **extra):
             args = bench_args(
                 host="127.0.0.1",
                 port=port,
@@ -314,6 +380,7 @@ def benchmark(model_dir, model, scheme, gpu, use_cases, settings, output, server
                 warmups=s["warmup_requests"],
                 request_rate=rate,
                 max_concurrency=concurrency,
+                slo=uc.get("slo"),
             )
             t = time.time()
             result = bench.run(args)
@@ -334,6 +401,7 @@ def benchmark(model_dir, model, scheme, gpu, use_cases, settings, output, server
                     "rate_fraction": fraction,
                     "repeat": repeat,
                     "request_rate": None if math.isinf(rate) else rate,
+                    **extra,
                 }
             )
             log.info(
@@ -362,12 +430,13 @@ def benchmark(model_dir, model, scheme, gpu, use_cases, settings, output, server
                     concurrency=1,
                     repeat=r,
                 )
-            saturated = [
-                point(point_name(uc_name, "async", r), "async", uc_name, uc, uc["requests"], repeat=r)[
-                    "request_throughput"
-                ]
+            sat_results = [
+                point(point_name(uc_name, "async", r), "async", uc_name, uc, uc["requests"], repeat=r)
                 for r in range(s["repeats"])
             ]
+            saturated = [x["request_throughput"] for x in sat_results]
+            if uc.get("slo"):
+                found[uc_name] = search_slo(point, uc_name, uc, sat_results, runs, s["slo_search"])
             for fraction, rate in sweep_rates(sum(saturated) / len(saturated), s["async_rate_fractions"]):
                 for r in range(s["repeats"]):
                     point(
@@ -395,9 +464,67 @@ def benchmark(model_dir, model, scheme, gpu, use_cases, settings, output, server
             "versions": package_versions(["vllm", "torch"]),
             "seconds": round(time.time() - started, 1),
             "runs": runs,
+            "slo": found,
         }
         atomic.write_json(tmp / MANIFEST, manifest)  # last: the directory is complete
     return manifest
+
+
+def search_slo(point, uc_name: str, uc: dict, sat_results: list[dict], runs: list[dict], conf: dict) -> dict:
+    """Run the SLO search of one use case (quantstudy/perf/slo.py) with `point` as its probe,
+    right after its saturated runs (the last of `runs`); every probe lands in the manifest's
+    runs (slo_probe: true) with whether it met the SLO. The saturated point meets it only
+    when every repeat does."""
+    slo, share, n = uc["slo"], conf["goodput_share"], uc["requests"]
+    sat_runs = runs[-len(sat_results) :]
+    sat_checks = [slo_search.check(res, slo, share, n) for res in sat_results]
+    for run, c in zip(sat_runs, sat_checks, strict=True):
+        run.update(slo_met=c["met"], good_share=c["good_share"])
+    sat_rps = statistics.fmean(x["request_throughput"] for x in sat_results)
+    probe_runs: list[tuple[str, dict]] = []
+
+    def meets(rate: float) -> bool:
+        i = len(probe_runs)
+        name = f"{uc_name}/slo-probe{i}.json"
+        res = point(name, "async", uc_name, uc, n, rate=rate, fraction=rate / sat_rps, slo_probe=True)
+        c = slo_search.check(res, slo, share, n)
+        runs[-1].update(slo_met=c["met"], good_share=c["good_share"])
+        probe_runs.append((name, c))
+        log.info(
+            "%s SLO probe %.4g req/s: %s (good share %s)",
+            uc_name,
+            rate,
+            "met" if c["met"] else "missed",
+            c["good_share"],
+        )
+        return c["met"]
+
+    out = slo_search.find_sustained_rate(
+        meets,
+        sat_rps,
+        all(c["met"] for c in sat_checks),
+        precision=conf["precision"],
+        lowest_fraction=conf["lowest_fraction"],
+        max_probes=conf["max_probes"],
+    )
+    rate = out["sustained_rps"]
+    if rate is None:
+        files, checks = [], []
+    elif not out["probes"]:  # saturation met it
+        files, checks = [r["file"] for r in sat_runs], sat_checks
+    else:
+        i = [r for r, _ in out["probes"]].index(rate)
+        files, checks = [probe_runs[i][0]], [probe_runs[i][1]]
+    log.info("%s: sustained %s req/s within the SLO (%s)", uc_name, rate, out["status"])
+    return {
+        **out,
+        "slo": slo,
+        "goodput_share": share,
+        "precision": conf["precision"],
+        "saturated_rps": sat_rps,
+        "sustained_files": files,
+        "sustained_checks": checks,
+    }
 
 
 def main(argv=None) -> int:

@@ -109,7 +109,12 @@ def find_sustained_rate(
             break
         hi = rate
         if rate / 2 < saturated_rps * lowest_fraction * (1 - 1e-9):
-            return {"sustained_rps": None, "upper_rps": hi, "status": "the lowest rate breaks the SLO", "probes": probes}
+            return {
+                "sustained_rps": None,
+                "upper_rps": hi,
+                "status": "the lowest rate breaks the SLO",
+                "probes": probes,
+            }
         rate /= 2
     if lo is None:
         return {"sustained_rps": None, "upper_rps": hi, "status": "probe budget spent", "probes": probes}

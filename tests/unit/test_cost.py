@@ -13,7 +13,7 @@ def perf(scheme, rps, mode="async", gpu="a100", model="m", use_case="chat", frac
         "use_case": use_case,
         "mode": mode,
         "request_throughput": rps,
-        "output_throughput": rps * 100,
+        "output_throughput": None if rps is None else rps * 100,
         "rate_fraction": fraction,
         "request_throughput_cv": 0.01,
     }
@@ -73,3 +73,15 @@ def test_cost_rows_carry_what_the_gpu_ran():
     fp8 = {**perf("w8a8-fp", 3.0), "served_as": "w8-fp weight-only (Marlin)"}
     rows = cost_rows([perf("bf16", 2.0), fp8], GPUS, {"m": 1})
     assert [r["served_as"] for r in rows] == ["bf16", "w8-fp weight-only (Marlin)"]
+
+
+def test_the_slo_row_is_priced_at_its_sustained_rate_beside_saturation():
+    rows = cost_rows(
+        [perf("bf16", 10.0), perf("bf16", 4.0, mode="slo"), perf("w4a16-int", 6.0, mode="slo")], GPUS, {"m": 1}
+    )
+    by = {(r["scheme"], r["mode"]): r for r in rows}
+    assert by[("bf16", "slo")]["queries_per_dollar"] == pytest.approx(4.0 * 3600 / 2.0)
+    assert by[("w4a16-int", "slo")]["cost_reduction_vs_bf16"] == pytest.approx(1.5)  # vs bf16 at its SLO rate
+    assert by[("bf16", "async")]["queries_per_dollar"] == pytest.approx(10.0 * 3600 / 2.0)
+    none = cost_rows([perf("bf16", None, mode="slo")], GPUS, {"m": 1})[0]
+    assert none["queries_per_dollar"] is None and none["usd_per_million_output_tokens"] is None

@@ -151,3 +151,25 @@ def test_the_support_matrix_names_what_cannot_be_served_and_what_is_emulated():
     assert "w4a16-int: not servable on a100 (w4a16-int: no vLLM kernel)" in row["excluded"]
     md = to_markdown(rows, 99.0, order=ORDER)
     assert "emulated as FP8 weight-only (Marlin)" in md and "not servable on a100" in md
+
+
+def test_slo_mode_is_its_own_guideline_with_the_search_resolution_as_noise():
+    rows = recommend(
+        [
+            cost("bf16", 100, mode="async"),
+            cost("w4a16-int", 300, mode="async"),
+            cost("bf16", 80, cv=0.06, mode="slo"),
+            cost("w4a16-int", 88, cv=0.06, mode="slo"),  # +10% < twice the 6% half-bracket
+            cost("w8a8-fp", None, cv=None, mode="slo"),
+        ],
+        scheme_recovery(SUMMARY),
+        99.0,
+        order=ORDER,
+    )
+    by = {r["mode"]: r for r in rows}
+    assert set(by) == {"async", "slo"}
+    assert by["async"]["recommended"] == "w4a16-int" and by["async"]["within_noise"] is False
+    slo = by["slo"]
+    assert slo["recommended"] == "w4a16-int" and slo["runner_up"] == "bf16" and slo["within_noise"] is True
+    assert "w8a8-fp: no request rate within the SLO" in slo["excluded"]
+    assert "slo = the highest request rate" in to_markdown(rows, 99.0, order=ORDER)

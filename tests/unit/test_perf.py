@@ -176,3 +176,86 @@ def test_each_row_says_what_the_hardware_ran(tmp_path):
     [row, *_] = point_rows(make_dir(tmp_path / "i", "w8a8-int"), table("a100"))
     assert row["served_as"] == "w8a8-int"  # INT8 has tensor cores on Ampere
     assert "served_as" in FIELDS
+
+
+SLO = {"ttft_ms": 500.0, "tpot_ms": 100.0, "percentile": 99}
+
+
+def slo_dir(tmp_path, found):
+    """A perf dir whose use case ran the SLO search: two probes, the second met it."""
+    d = make_dir(tmp_path)
+    man = json.loads((d / MANIFEST).read_text())
+    man["use_cases"]["chat"] = {**UC, "slo": SLO}
+    for i, (rate, met) in enumerate([(50.0, False), (25.0, True)]):
+        name = f"chat/slo-probe{i}.json"
+        atomic.write_json(d / name, {**raw(rate * 0.98, 400.0 if met else 2000.0), "p99_ttft_ms": 450.0})
+        man["runs"].append(
+            {
+                "file": name,
+                "use_case": "chat",
+                "mode": "async",
+                "rate_fraction": rate / 100,
+                "repeat": 0,
+                "request_rate": rate,
+                "slo_probe": True,
+                "slo_met": met,
+                "good_share": 1.0 if met else 0.5,
+            }
+        )
+    for run in man["runs"]:
+        if run["mode"] == "async" and run["rate_fraction"] is None:
+            run.update(slo_met=False, good_share=0.2)
+    man["slo"] = {"chat": found}
+    atomic.write_json(d / MANIFEST, man)
+    return d
+
+
+def test_the_slo_row_prices_the_sustained_rate_and_the_probes_join_the_sweep(tmp_path):
+    found = {
+        "sustained_rps": 25.0,
+        "upper_rps": 50.0,
+        "status": "probe budget spent",
+        "sustained_files": ["chat/slo-probe1.json"],
+        "sustained_checks": [{"met": True, "good_share": 1.0}],
+    }
+    main, sweep = split_rows(point_rows(slo_dir(tmp_path, found)), order=ORDER)
+    assert [r["mode"] for r in main] == ["sync", "async", "slo"]
+    slo = main[2]
+    assert slo["request_throughput"] == 25.0 and slo["request_rate"] == "25"
+    assert slo["output_throughput"] == 25.0 * UC["output_tokens"]
+    assert slo["p99_ttft_ms"] == 450.0 and slo["mean_e2el_ms"] == 400.0  # from the probe that met it
+    assert slo["request_throughput_cv"] == pytest.approx((50 - 25) / 25 / 2)  # the search's resolution
+    assert slo["slo_met"] is True and json.loads(slo["slo"]) == SLO
+    judged = sorted((r["request_rate"], r["slo_met"]) for r in sweep if r.get("slo_met") is not None)
+    assert judged == [("25", True), ("50", False), ("inf", False)]
+    assert len(sweep) == 4  # saturated, 0.5x, and the two probes (0.5x and the 50 req/s probe stay apart)
+
+
+def test_no_rate_within_the_slo_has_no_throughput(tmp_path):
+    found = {
+        "sustained_rps": None,
+        "upper_rps": 50.0,
+        "status": "the lowest rate breaks the SLO",
+        "sustained_files": [],
+        "sustained_checks": [],
+    }
+    main, _ = split_rows(point_rows(slo_dir(tmp_path, found)), order=ORDER)
+    slo = main[2]
+    assert slo["request_throughput"] is None and slo["slo_met"] is False
+    assert slo["slo_status"] == "the lowest rate breaks the SLO"
+
+
+def test_bench_args_count_goodput_and_ask_for_the_slo_percentile():
+    args = bench_args(
+        host="h",
+        port=1,
+        served_name="m",
+        tokenizer="t",
+        use_case=UC,
+        num_requests=4,
+        seed=0,
+        warmups=0,
+        slo={"ttft_ms": 500, "itl_ms": 30, "percentile": 95},
+    )
+    assert args[args.index("--goodput") + 1 :][:1] == ["ttft:500"] and "itl:30" not in args
+    assert args[args.index("--metric-percentiles") + 1] == "50,95,99"

@@ -79,10 +79,4 @@ def test_goodput_args_and_targets():
     assert targets(slo) == {"ttft": 2000.0, "tpot": 50.5, "itl": 80.0}
     assert goodput_args(slo) == ["--goodput", "ttft:2000", "tpot:50.5"]
     r = {"p95_ttft_ms": 1.0, "p95_tpot_ms": 2.0, "p95_itl_ms": 3.0, **result()}
-    assert check(r, slo, 0.95, offered=100) == {
-        "ttft": 1.0,
-        "tpot": 2.0,
-        "itl": 3.0,
-        "met": True,
-        "good_share": 1.0,
-    }
+    assert check(r, slo, 0.95, offered=100) == {"ttft": 1.0, "tpot": 2.0, "itl": 3.0, "met": True, "good_share": 1.0}
