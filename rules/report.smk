@@ -15,6 +15,7 @@ rule figures:
         summary=SUMMARY_CSV,
         perf=[PERF_CSV] if PERFORMANCE else [],
         cost=[COST_CSV] if PERFORMANCE else [],
+        sweep=[PERF_SWEEP_CSV] if PERFORMANCE else [],
         script="quantstudy/report/figures.py",
     output:
         recovery=report(
@@ -45,6 +46,13 @@ rule figures:
             subcategory="Throughput and cost",
             labels=plots.report_labels("accuracy vs queries per dollar"),
         ),
+        slo=report(
+            paths.FIGURE_SLO,
+            caption="../report/slo.rst",
+            category="2. Accuracy vs performance",
+            subcategory="Serving within an SLO",
+            labels={"item": "latency vs request rate: SLO and sustained rate"},
+        ),
     log:
         "results/logs/figures.log",
     benchmark:
@@ -59,7 +67,7 @@ rule figures:
         schemes=json.dumps(SCHEMES),
     shell:
         "$QS_PYTHON_ANALYSIS -m quantstudy.report.figures --summary {input.summary:q}"
-        " --perf {input.perf:q} --cost {input.cost:q}"
+        " --perf {input.perf:q} --cost {input.cost:q} --sweep {input.sweep:q} --slo-figure {output.slo:q}"
         " --recovery {output.recovery:q} --similarity {output.similarity:q}"
         " --throughput {output.throughput:q}"
         " --cost-figure {output.cost:q} --schemes {params.schemes:q} > {log:q} 2>&1"

@@ -38,6 +38,7 @@ FIGURE_RECOVERY = FIGURES_DIR + "/recovery.svg"
 FIGURE_SIMILARITY = FIGURES_DIR + "/similarity.svg"
 FIGURE_THROUGHPUT = FIGURES_DIR + "/accuracy_vs_throughput.svg"
 FIGURE_COST = FIGURES_DIR + "/accuracy_vs_cost.svg"
+FIGURE_SLO = FIGURES_DIR + "/slo_latency.svg"
 # The report's tables as self-contained HTML pages (the report shows HTML in a frame).
 TABLES_DIR = RESULTS + "/tables"
 TABLE_RECOVERY = TABLES_DIR + "/recovery.html"
@@ -49,6 +50,7 @@ REPORT_OUTPUTS = [
     FIGURE_SIMILARITY,
     FIGURE_THROUGHPUT,
     FIGURE_COST,
+    FIGURE_SLO,
     TABLE_RECOVERY,
     TABLE_SIMILARITY,
     TABLE_GUIDELINE,

@@ -4,6 +4,7 @@
     python -m quantstudy.report.figures --summary results/summary.csv --perf results/perf.csv \\
         --cost results/cost.csv --recovery /tmp/recovery.svg \\
         --throughput /tmp/accuracy_vs_throughput.svg --cost-figure /tmp/accuracy_vs_cost.svg \\
+        --sweep results/perf_sweep.csv --slo-figure /tmp/slo.svg \\
         --schemes '["bf16", "fp8", "int8", "int4"]'
 
 --schemes is the config's `schemes` list: the order of the schemes in every figure and their
@@ -45,11 +46,13 @@ def main(argv=None) -> int:
     ap.add_argument("--similarity", help="output: similarity of each scheme's answers to bf16's")
     ap.add_argument("--throughput", help="output: accuracy vs request throughput")
     ap.add_argument("--cost-figure", help="output: accuracy vs queries per dollar")
+    ap.add_argument("--sweep", nargs="?", help="results/perf_sweep.csv (every async point, the SLO probes among them)")
+    ap.add_argument("--slo-figure", help="output: latency percentile vs request rate, SLO and sustained rate")
     add_schemes_arg(ap)
     args = ap.parse_args(argv)
 
     summary = plots.read_csv(args.summary)
-    perf, cost = _rows(args.perf), _rows(args.cost)
+    perf, cost, sweep = _rows(args.perf), _rows(args.cost), _rows(args.sweep)
     # Every scheme of every input in one order, so each keeps one colour across the figures.
     order = ordered([*args.schemes, *(r["scheme"] for r in summary + perf + cost)], args.schemes)
     info = plots.plot_recovery(summary, args.recovery, order)
@@ -78,6 +81,9 @@ def main(argv=None) -> int:
             what="cost",
         )
         log.info("cost: %s -> %s", info, args.cost_figure)
+    if args.slo_figure:
+        info = plots.plot_slo(plots.slo_panels(perf, sweep, order), args.slo_figure, hardware, order=order)
+        log.info("slo: %s -> %s", info, args.slo_figure)
     return 0
 
 

@@ -24,6 +24,7 @@ own palette colour by position, the same in every figure drawn from the same ord
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -32,7 +33,7 @@ from quantstudy.core.config import BASELINE
 from quantstudy.core.schemeorder import scheme_colors, scheme_key
 from quantstudy.core.tables import read_csv
 
-MODE_ORDER = ["sync", "async"]
+MODE_ORDER = ["sync", "async", "slo"]
 CI_LOW, CI_HIGH, SIGNIFICANT = "recovery_ci_low", "recovery_ci_high", "drop_significant"
 
 
@@ -471,6 +472,96 @@ def plot_tradeoff(
         ax.set_ylabel("accuracy recovery vs bf16 (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    _save(fig, out)
+    plt.close(fig)
+    return {"panels": len(panels)}
+
+
+def slo_panels(perf: list[dict], sweep: list[dict], order: list[str]) -> list[dict]:
+    """One panel per (model, gpu, use case) with an SLO (perf.csv `slo` rows): its first latency
+    target (ttft, tpot, itl, e2el, in that order), and per scheme (in `order`) the curve of that
+    metric's p99 against the request rate over every async point of perf_sweep.csv (the
+    saturated point at its measured throughput), whether each met the SLO, and the sustained
+    rate (None when no rate met it)."""
+    panels = {}
+    for r in perf:
+        if r.get("mode") != "slo" or not r.get("slo"):
+            continue
+        slo = json.loads(r["slo"]) if isinstance(r["slo"], str) else r["slo"]
+        metric = next((m for m in ("ttft", "tpot", "itl", "e2el") if slo.get(f"{m}_ms") is not None), None)
+        if metric is None:
+            continue
+        key = (r["model"], r.get("gpu", ""), r["use_case"])
+        panel = panels.setdefault(
+            key,
+            {
+                "model": key[0],
+                "gpu": key[1],
+                "use_case": key[2],
+                "metric": metric,
+                "target_ms": float(slo[f"{metric}_ms"]),
+                "percentile": float(slo.get("percentile", 99)),
+                "schemes": {},
+            },
+        )
+        panel["schemes"][r["scheme"]] = {"sustained": num(r.get("request_throughput")), "points": []}
+    for r in sweep:
+        panel = panels.get((r["model"], r.get("gpu", ""), r.get("use_case")))
+        if not panel or r["scheme"] not in panel["schemes"]:
+            continue
+        rate = num(r.get("request_rate"))
+        x = rate if rate is not None else num(r.get("request_throughput"))  # saturated: what it served
+        y = num(r.get(f"p99_{panel['metric']}_ms"))
+        if x is not None and y is not None:
+            met = r.get("slo_met")
+            panel["schemes"][r["scheme"]]["points"].append((x, y, None if met in (None, "") else truthy(met)))
+    out = []
+    for key in sorted(panels):
+        p = panels[key]
+        for v in p["schemes"].values():
+            v["points"].sort()
+        p["schemes"] = {s: p["schemes"][s] for s in sorted(p["schemes"], key=scheme_key(order))}
+        out.append(p)
+    return out
+
+
+def plot_slo(panels: list[dict], out, hardware: dict[str, str] | None = None, *, order: list[str]) -> dict:
+    """Latency percentile against request rate per scheme, one panel per (model, gpu, use
+    case): the SLO target a dashed line, probes that met it filled, the sustained rate a
+    vertical line in the scheme's colour."""
+    plt = _plt()
+    hardware = hardware or {}
+    panels = [p for p in panels if any(v["points"] for v in p["schemes"].values())]
+    if not panels:
+        _empty(plt, out, "No SLO search to draw: no use case with an `slo` was benchmarked.")
+        return {"panels": 0}
+    colors = scheme_colors(order, (s for p in panels for s in p["schemes"]))
+    cols = min(3, len(panels))
+    nrows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.6 * cols, 3.6 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, p in zip(axes.flat, panels, strict=False):
+        ax.axis("on")
+        for scheme, v in p["schemes"].items():
+            c = colors[scheme]
+            xs, ys = [pt[0] for pt in v["points"]], [pt[1] for pt in v["points"]]
+            ax.plot(xs, ys, color=c, lw=1, label=scheme)
+            for x, y, met in v["points"]:
+                ax.scatter([x], [y], s=22, zorder=3, edgecolors=c, facecolors=c if met else "white")
+            if v["sustained"] is not None:
+                ax.axvline(v["sustained"], color=c, lw=1, ls="--", alpha=0.8)
+        ax.axhline(p["target_ms"], color="black", lw=1, ls=":", label=f"SLO {p['target_ms']:g} ms")
+        ax.set_yscale("log")
+        hw = hardware.get(p["gpu"], "")
+        ax.set_title(
+            f"{p['model']} on {p['gpu']}" + (f" [{hw}]" if hw and hw != p["gpu"] else "") + f"\n{p['use_case']}"
+        )
+        ax.set_xlabel("request rate (requests/s; dashed: sustained within the SLO)")
+        ax.set_ylabel(f"p99 {p['metric'].upper()} (ms)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     _save(fig, out)
     plt.close(fig)

@@ -5,6 +5,7 @@ Stdlib only; the drawing itself is tested in the analysis env (test_plots_draw.p
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import pytest
@@ -269,3 +270,56 @@ def test_recovery_and_similarity_pages():
     assert "drift from bf16" in sim and "ROUGE-1 F" in sim
     none = reporthtml.similarity_page([r for r in rows if r["level"] != "similarity"], order=ORDER)
     assert "did not run" in none
+
+
+def slo_inputs():
+    """perf.csv slo rows and perf_sweep.csv points of two schemes for one use case."""
+    slo = json.dumps({"ttft_ms": 500, "tpot_ms": 50, "percentile": 99})
+    perf = [
+        {
+            "model": "m",
+            "gpu": "cpu",
+            "use_case": "chat",
+            "mode": "slo",
+            "scheme": s,
+            "slo": slo,
+            "request_throughput": v,
+        }
+        for s, v in (("w4a16-int", "30"), ("bf16", ""))
+    ]
+    sweep = [
+        {
+            "model": "m",
+            "gpu": "cpu",
+            "use_case": "chat",
+            "scheme": s,
+            "request_rate": rate,
+            "request_throughput": thr,
+            "p99_ttft_ms": ttft,
+            "slo_met": met,
+        }
+        for s, rate, thr, ttft, met in (
+            ("w4a16-int", "inf", "80", "3000", "false"),
+            ("w4a16-int", "40", "39", "900", "false"),
+            ("w4a16-int", "30", "29.5", "300", "true"),
+            ("bf16", "inf", "50", "5000", "false"),
+            ("bf16", "25", "24", "800", "false"),
+            ("other-model", "25", "24", "800", "false"),
+        )
+    ]
+    sweep[-1]["model"] = "other"
+    return perf, sweep
+
+
+def test_slo_panels_draw_each_schemes_curve_and_sustained_rate():
+    perf, sweep = slo_inputs()
+    (p,) = plots.slo_panels(perf, sweep, ORDER)
+    assert (p["metric"], p["target_ms"], p["use_case"]) == ("ttft", 500.0, "chat")
+    assert list(p["schemes"]) == ["bf16", "w4a16-int"]  # the config's order
+    w4 = p["schemes"]["w4a16-int"]
+    assert w4["sustained"] == 30.0 and w4["points"] == [
+        (30.0, 300.0, True),
+        (40.0, 900.0, False),
+        (80.0, 3000.0, False),
+    ]
+    assert p["schemes"]["bf16"]["sustained"] is None and len(p["schemes"]["bf16"]["points"]) == 2

@@ -180,3 +180,33 @@ def test_twelve_made_up_schemes_each_draw_in_their_own_colour_in_config_order(tm
         legend = svg[svg.index('id="legend_1"') :]
         labels = [t for t in re.findall(r"<!-- (.*?) -->", legend) if t.split(" ")[0] in drawn]
         assert [t.split(" ")[0] for t in labels] == drawn, name
+
+
+def test_slo_figure_draws_and_says_when_there_is_no_search(tmp_path, inputs):
+    from tests.unit.test_plots import slo_inputs
+
+    perf, sweep = slo_inputs()
+    p = plot(
+        tmp_path,
+        "--summary",
+        str(inputs["noci"]),
+        "--perf",
+        str(write_csv(tmp_path / "slo_perf.csv", perf)),
+        "--sweep",
+        str(write_csv(tmp_path / "sweep.csv", sweep)),
+        "--recovery",
+        str(tmp_path / "r.svg"),
+        "--slo-figure",
+        str(tmp_path / "slo.svg"),
+    )
+    assert "slo: {'panels': 1}" in p.stderr and "SLO 500 ms" in (tmp_path / "slo.svg").read_text()
+    p = plot(
+        tmp_path,
+        "--summary",
+        str(inputs["noci"]),
+        "--recovery",
+        str(tmp_path / "r.svg"),
+        "--slo-figure",
+        str(tmp_path / "none.svg"),
+    )
+    assert "slo: {'panels': 0}" in p.stderr and svg_size(tmp_path / "none.svg")[0] > 0
