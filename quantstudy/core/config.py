@@ -525,7 +525,7 @@ def semantic_errors(config: dict, workdir: Path, notes: list | None = None, gguf
         errs += _performance_errors(config, model, model_cfg)
         errs += _placement_errors(config, model)
         errs += _length_errors(config, model, model_cfg)
-    errs += _guideline_errors(config)
+    errs += _guideline_errors(config) + _slo_errors(config)
     if not errs:  # the formats of well-formed recipes, on the hardware the config names
         from quantstudy.core.schemes import support_errors
 
@@ -625,6 +625,20 @@ def _placement_errors(config: dict, model: str) -> list[str]:
                         f"'{gpu}': {problem}; narrow models.{model}.gpu_types or perf_schemes"
                     )
     return errs
+
+
+SLO_TARGETS = ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms")
+
+
+def _slo_errors(config: dict) -> list[str]:
+    """An slo with no latency target would search for nothing (every rate meets it)."""
+    use_cases = (config.get("performance") or {}).get("use_cases", {})
+    return [
+        f"config key 'performance.use_cases.{name}.slo': sets no latency target (give at least one of "
+        f"{', '.join(SLO_TARGETS)})"
+        for name, uc in use_cases.items()
+        if "slo" in uc and not any(uc["slo"].get(k) is not None for k in SLO_TARGETS)
+    ]
 
 
 def _guideline_errors(config: dict) -> list[str]:

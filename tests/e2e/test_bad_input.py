@@ -305,6 +305,26 @@ CASES = [
         ["performance.engine.gpu_mem_util"],
         lambda c: at(c, "performance.engine.gpu_mem_util", 0.5),
     ),
+    Case(
+        "slo-no-target",
+        ["performance.use_cases.rag.slo", "sets no latency target", "ttft_ms"],
+        lambda c: at(c, "performance.use_cases.rag.slo", {"percentile": 95}),
+    ),
+    Case(
+        "slo-target-typo",
+        ["performance.use_cases.rag.slo", "'ttft' was unexpected"],
+        lambda c: at(c, "performance.use_cases.rag.slo", {"ttft": 500}),
+    ),
+    Case(
+        "slo-percentile-100",
+        ["performance.use_cases.rag.slo.percentile", "100"],
+        lambda c: at(c, "performance.use_cases.rag.slo", {"ttft_ms": 500, "percentile": 100}),
+    ),
+    Case(
+        "slo-goodput-share",
+        ["performance.slo_search.goodput_share", "1.5"],
+        lambda c: at(c, "performance.slo_search.goodput_share", 1.5),
+    ),
     # -- caught only after GPU time: calibration contents ---------------------------------------------
     Case("calib-bad-json", [CAL, "cal.jsonl:2", "not valid JSON"], **calib(CHAT + "\n{oops\n")),
     Case("calib-no-messages", [CAL, "cal.jsonl:1", "'messages'"], **calib('{"text": "hi"}\n' + CHAT + "\n")),

@@ -38,14 +38,21 @@ def perf_dirs(study) -> list[str]:
     return [PERF_DIR.format(scheme=s) for s in benchmarked(study)]
 
 
+def modes(perf: dict, use_case: str) -> tuple[str, ...]:
+    """perf.csv's modes of a use case: a use case with an SLO has its `slo` row too."""
+    return ("sync", "async", "slo") if perf["use_cases"][use_case].get("slo") else ("sync", "async")
+
+
 def test_a_row_for_every_scheme_use_case_and_mode(study, perf):
     study.need("results/perf.csv")
     rows = read_csv(study.path("results/perf.csv"))
     got = {(r["scheme"], r["use_case"], r["mode"]) for r in rows}
-    want = {(s, u, m) for s in benchmarked(study) for u in perf["use_cases"] for m in ("sync", "async")}
+    want = {(s, u, m) for s in benchmarked(study) for u in perf["use_cases"] for m in modes(perf, u)}
     assert got == want and len(rows) == len(want)
     for r in rows:
         uc = perf["use_cases"][r["use_case"]]
+        if r["mode"] == "slo":  # checked against its probes in test_the_slo_search_*
+            continue
         want_n = uc.get("sync_requests", uc["requests"]) if r["mode"] == "sync" else uc["requests"]
         assert r["num_requests"] == want_n and r["failed"] == 0 and r["repeats"] == perf["repeats"], r
         assert r["request_throughput"] > 0 and r["mean_e2el_ms"] > 0 and r["p99_e2el_ms"] >= r["mean_e2el_ms"] * 0.5
@@ -65,7 +72,7 @@ def test_sync_is_one_request_at_a_time_and_async_overlaps_them(study):
             raw = json.loads((manifest.parent / run["file"]).read_text())
             if run["mode"] == "sync":
                 assert raw["max_concurrency"] == 1, run  # (its max_concurrent_requests counts warm-ups)
-            elif run["rate_fraction"] is None:
+            elif run["rate_fraction"] is None and not run.get("slo_probe"):
                 assert raw["max_concurrency"] is None and raw["max_concurrent_requests"] > 1, run
 
 
@@ -94,19 +101,29 @@ def test_sweep_points_are_fractions_of_the_saturated_rate(study, perf):
         runs = json.loads(study.path(f"{d}/manifest.json").read_text())["runs"]
         raw = {run["file"]: json.loads(study.path(f"{d}/{run['file']}").read_text()) for run in runs}
         for uc in perf["use_cases"]:
-            pts = {r["rate_fraction"]: r for r in rows if r["scheme"] == scheme and r["use_case"] == uc}
+            probes = {r["file"] for r in runs if r.get("slo_probe") and r["use_case"] == uc}
+            # the saturated point and the fixed fractions (the SLO probes are judged: slo_met set)
+            pts = {
+                r["rate_fraction"]: r
+                for r in rows_of(rows, scheme, uc)
+                if r["rate_fraction"] is None or r.get("slo_met") is None
+            }
+            assert len(rows_of(rows, scheme, uc)) == 1 + len(perf["async_rate_fractions"]) + len(probes)
             assert set(pts) == {None, *perf["async_rate_fractions"]}
             sat = [
                 raw[r["file"]]["request_throughput"]
                 for r in runs
-                if r["use_case"] == uc and r["mode"] == "async" and r["rate_fraction"] is None
+                if r["use_case"] == uc
+                and r["mode"] == "async"
+                and r["rate_fraction"] is None
+                and not r.get("slo_probe")
             ]
             assert len(sat) == perf["repeats"]
             for f in perf["async_rate_fractions"]:
                 asked = [
                     raw[r["file"]]["quantstudy"]["args"]
                     for r in runs
-                    if r["use_case"] == uc and r["rate_fraction"] == f
+                    if r["use_case"] == uc and r["rate_fraction"] == f and not r.get("slo_probe")
                 ]
                 assert len(asked) == perf["repeats"]
                 for args in asked:  # --request-rate is written with 6 significant digits
@@ -117,6 +134,69 @@ def test_sweep_points_are_fractions_of_the_saturated_rate(study, perf):
                 assert pts[f]["request_rate"] == pytest.approx(f * sum(sat) / len(sat), rel=1e-3)
 
 
+def rows_of(rows: list[dict], scheme: str, uc: str) -> list[dict]:
+    return [r for r in rows if r["scheme"] == scheme and r["use_case"] == uc]
+
+
+def good_share(raw: dict) -> float:
+    """vLLM's goodput as a share of the requests sent (quantstudy/perf/slo.py)."""
+    args = raw["quantstudy"]["args"]
+    sent = int(args[args.index("--num-prompts") + 1])
+    return raw["request_goodput"] / raw["request_throughput"] * raw["completed"] / sent
+
+
+def test_the_slo_search_probes_with_vllm_goodput_and_reports_the_highest_rate_that_met_it(study, perf):
+    """Recomputed from the raw bench results: each probe asked vLLM to count the requests
+    within the SLO (--goodput), met it when that share reached goodput_share; the sustained
+    rate is the highest probe that met it (or the saturated rate, when every saturated repeat
+    met it), every probe below the saturated rate, and every probe is a perf_sweep.csv row."""
+    study.need("results/perf.csv", "results/perf_sweep.csv", *[f"{d}/manifest.json" for d in perf_dirs(study)])
+    conf = perf["slo_search"]
+    main = read_csv(study.path("results/perf.csv"))
+    sweep = read_csv(study.path("results/perf_sweep.csv"))
+    searched = 0
+    for scheme, d in zip(benchmarked(study), perf_dirs(study), strict=True):
+        man = json.loads(study.path(f"{d}/manifest.json").read_text())
+        for uc, spec in perf["use_cases"].items():
+            if not spec.get("slo"):
+                continue
+            searched += 1
+            found = man["slo"][uc]
+            sat = [
+                json.loads(study.path(f"{d}/{r['file']}").read_text())
+                for r in man["runs"]
+                if r["use_case"] == uc and r["mode"] == "async" and r["rate_fraction"] is None
+            ]
+            probes = [r for r in man["runs"] if r.get("slo_probe") and r["use_case"] == uc]
+            met = {}
+            for run in probes:
+                raw = json.loads(study.path(f"{d}/{run['file']}").read_text())
+                args = raw["quantstudy"]["args"]
+                want = [f"{m}:{spec['slo'][f'{m}_ms']:g}" for m in ("ttft", "tpot", "e2el") if f"{m}_ms" in spec["slo"]]
+                assert args[args.index("--goodput") + 1 :][: len(want)] == want
+                ok = good_share(raw) >= conf["goodput_share"] - 1e-12
+                assert run["slo_met"] == ok, run
+                rate = float(args[args.index("--request-rate") + 1])
+                assert rate < found["saturated_rps"] * (1 + 1e-6)
+                met[rate] = ok
+            assert len(probes) <= conf["max_probes"]
+            row = next(r for r in main if r["scheme"] == scheme and r["use_case"] == uc and r["mode"] == "slo")
+            if all(good_share(x) >= conf["goodput_share"] - 1e-12 for x in sat):
+                assert not probes and row["request_throughput"] == pytest.approx(found["saturated_rps"])
+            elif any(met.values()):
+                best = max(r for r, ok in met.items() if ok)
+                assert row["request_throughput"] == pytest.approx(best, rel=1e-5)
+                assert all(not ok for r, ok in met.items() if r > best)  # nothing above it met the SLO
+            else:
+                assert row["request_throughput"] is None and row["slo_status"] == "the lowest rate breaks the SLO"
+            assert len(
+                [r for r in sweep if r["scheme"] == scheme and r["use_case"] == uc and r["slo_met"] is not None]
+            ) == (
+                len(probes) + 1  # the probes and the saturated point
+            )
+    assert searched, "no use case has an SLO: the search went untested"
+
+
 def test_cost_is_queries_per_dollar_relative_to_bf16(study):
     study.need("results/perf.csv", "results/cost.csv")
     price = study.config["gpu_types"]["cpu"]["price_per_hour"]
@@ -125,10 +205,15 @@ def test_cost_is_queries_per_dollar_relative_to_bf16(study):
     assert len(cost) == len(perf)
     for c in cost:
         p = perf[(c["scheme"], c["use_case"], c["mode"])]
+        if p["request_throughput"] is None:  # slo: no rate met the SLO
+            assert c["mode"] == "slo" and c["queries_per_dollar"] is None
+            continue
         assert c["queries_per_dollar"] == pytest.approx(p["request_throughput"] * 3600 / price, rel=1e-4)
         base = next(
             x for x in cost if x["scheme"] == "bf16" and x["use_case"] == c["use_case"] and x["mode"] == c["mode"]
         )
+        if base["queries_per_dollar"] is None:
+            continue
         assert c["cost_reduction_vs_bf16"] == pytest.approx(
             c["queries_per_dollar"] / base["queries_per_dollar"], rel=1e-4
         )
@@ -140,8 +225,11 @@ def test_guideline_covers_every_mode_and_use_case_and_states_its_rule(study, per
     study.need("results/guideline.csv", "results/guideline.md")
     floor = study.config["guideline"]["recovery_floor_pct"]
     rows = read_csv(study.path("results/guideline.csv"))
-    assert {(r["mode"], r["use_case"]) for r in rows} == {(m, u) for m in ("sync", "async") for u in perf["use_cases"]}
+    assert {(r["mode"], r["use_case"]) for r in rows} == {(m, u) for u in perf["use_cases"] for m in modes(perf, u)}
     for r in rows:
+        if r["mode"] == "slo" and not r["recommended"]:  # no scheme met the SLO at any probed rate
+            assert "no request rate within the SLO" in r["excluded"], r
+            continue
         assert r["recommended"] and r["recovery_floor_pct"] == floor and r["recovery_pct"] >= floor, r
     md = study.path("results/guideline.md").read_text()
     assert f"{floor:g}%" in md and "most queries per dollar" in md and "CPU" in md

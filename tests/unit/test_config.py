@@ -217,3 +217,10 @@ def test_task_engine_args_are_checked_like_the_evaluation_ones():
     assert "'tasks.reverse.engine.max_model_length'" in msg and "max_model_len" in msg
     msg = errors_of(lambda c: c["tasks"]["reverse"].update(engine={"max_model_len": "long"}))
     assert "'tasks.reverse.engine.max_model_len'" in msg
+
+
+def test_an_slo_without_a_latency_target_is_named():
+    cfg = copy.deepcopy(DEFAULT)
+    cfg["performance"]["use_cases"]["rag"]["slo"] = {"percentile": 95}
+    with pytest.raises(ConfigError, match=r"performance\.use_cases\.rag\.slo': sets no latency target"):
+        check(cfg)
