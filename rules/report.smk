@@ -50,8 +50,7 @@ rule figures:
             paths.FIGURE_SLO,
             caption="../report/slo.rst",
             category="2. Accuracy vs performance",
-            subcategory="Serving within an SLO",
-            labels={"item": "latency vs request rate: SLO and sustained rate"},
+            labels=plots.report_labels("latency vs request rate within the SLO"),
         ),
     log:
         "results/logs/figures.log",

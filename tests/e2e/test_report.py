@@ -58,6 +58,13 @@ EXPECTED = [
         "img",
         ["queries per dollar", "Pareto front", "Hardware"],
     ),
+    (
+        "2. Accuracy vs performance",
+        None,
+        "latency vs request rate within the SLO",
+        "img",
+        ["sustained rate", "SLO", "Hardware"],
+    ),
     ("3. Deployment guideline", None, "guideline", "html", ["recommended scheme", "floor"]),
 ]
 
