@@ -266,7 +266,8 @@ def slo_row(man: dict, use_case: str, found: dict, by_file: dict, support: dict 
     (queries per dollar are priced at it), latencies from the probe that met the SLO at that
     rate (the saturated runs' means when saturation met it). There is one search, not
     repeats: the search's resolution, (upper - sustained) / sustained / 2, stands in for the
-    run-to-run CV (the guideline's noise: a margin under the bracket is within noise)."""
+    run-to-run CV (the guideline's noise: a margin under the bracket is within noise); when
+    saturation met it, the saturated repeats' own CV."""
     uc = man["use_cases"][use_case]
     rate, upper = found["sustained_rps"], found["upper_rps"]
     raws = [by_file[f] for f in found["sustained_files"]]
@@ -298,7 +299,10 @@ def slo_row(man: dict, use_case: str, found: dict, by_file: dict, support: dict 
         row[m] = spread([raw.get(m) for raw in raws])[0]
     row["request_throughput"] = rate
     row["request_throughput_std"] = None
-    row["request_throughput_cv"] = (upper - rate) / rate / 2 if (rate and upper) else (0.0 if rate else None)
+    if rate and upper:
+        row["request_throughput_cv"] = (upper - rate) / rate / 2
+    else:  # saturation met it: the saturated repeats' own spread (None: no rate met it)
+        row["request_throughput_cv"] = spread([raw.get("request_throughput") for raw in raws])[2] if rate else None
     if rate is not None and raws:  # output tokens per s at the sustained rate
         row["output_throughput"] = rate * uc["output_tokens"]
         row["total_token_throughput"] = rate * (uc["output_tokens"] + uc["prompt_tokens"])

@@ -259,3 +259,17 @@ def test_bench_args_count_goodput_and_ask_for_the_slo_percentile():
     )
     assert args[args.index("--goodput") + 1 :][:1] == ["ttft:500"] and "itl:30" not in args
     assert args[args.index("--metric-percentiles") + 1] == "50,95,99"
+
+
+def test_when_saturation_meets_the_slo_its_repeats_give_the_spread(tmp_path):
+    found = {
+        "sustained_rps": 100.0,
+        "upper_rps": None,
+        "status": "saturation meets the SLO",
+        "sustained_files": ["chat/async-inf-r0.json", "chat/async-inf-r1.json"],
+        "sustained_checks": [{"met": True, "good_share": 1.0}, {"met": True, "good_share": 1.0}],
+    }
+    main, _ = split_rows(point_rows(slo_dir(tmp_path, found)), order=ORDER)
+    slo = main[2]
+    assert slo["request_throughput"] == 100.0 and slo["repeats"] == 2
+    assert slo["request_throughput_cv"] == pytest.approx(math.sqrt(200) / 100)  # 90 and 110 req/s
