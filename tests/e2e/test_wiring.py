@@ -551,6 +551,7 @@ def expected_guideline(root: Path) -> dict[tuple, dict]:
             (c["scheme"], float(c["queries_per_dollar"]), recovery[(key[0], c["scheme"])], c)
             for c in cands
             if recovery.get((key[0], c["scheme"]), -math.inf) >= floor
+            and c["queries_per_dollar"] != ""  # slo mode: no request rate met the SLO
         ]
         eligible.sort(key=lambda e: (-e[1], -e[2], order(e[0])))
         # Excluded: every scheme with a cost row or an accuracy result that is not eligible.
