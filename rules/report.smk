@@ -50,6 +50,7 @@ rule figures:
             paths.FIGURE_SLO,
             caption="../report/slo.rst",
             category="2. Accuracy vs performance",
+            subcategory="Throughput and cost",
             labels=plots.report_labels("latency vs request rate within the SLO"),
         ),
     log:
