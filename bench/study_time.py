@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -42,10 +43,27 @@ def read_benchmarks(results: Path) -> list[dict]:
     return rows
 
 
-def report(rows: list[dict], wall: float | None) -> str:
+# Each model load a job records: vLLM's engine config line, lm-eval's hf model line, generate's.
+ENGINE_START = re.compile(
+    r"engine \(v[^)]*\) with config: model=|Initializing hf model, with arguments|hf backend loaded '"
+)
+
+
+def engine_starts(results: Path) -> dict[str, int]:
+    """Model loads per rule, counted in the job logs (results/logs/<rule>/...)."""
+    counts: dict[str, int] = defaultdict(int)
+    for log in sorted((results / "logs").rglob("*.log")):
+        rule = log.relative_to(results / "logs").parts[0]
+        counts[rule] += len(ENGINE_START.findall(log.read_text(errors="replace")))
+    return {r: n for r, n in counts.items() if n}
+
+
+def report(rows: list[dict], wall: float | None, starts: dict[str, int] | None = None) -> str:
     out = []
     if wall is not None:
         out.append(f"study wall time: {wall:.1f} s ({len(rows)} benchmarked jobs)")
+    if starts:
+        out.append("model loads: " + ", ".join(f"{r} {n}" for r, n in sorted(starts.items())))
     out.append(f"{'job':55s} {'wall s':>8s} {'peak RSS MB':>12s}")
     for r in rows:
         rss = f"{r['max_rss_mb']:.0f}" if r["max_rss_mb"] is not None else "-"
@@ -59,6 +77,10 @@ def report(rows: list[dict], wall: float | None) -> str:
         tot = sum(r["s"] for r in rs)
         peak = max((r["max_rss_mb"] or 0) for r in rs)
         out.append(f"{rule:12s} {len(rs):5d} {tot:9.1f} {tot / len(rs):8.1f} {peak:16.0f}")
+    total = sum(r["s"] for r in rows)
+    if total:
+        ev = sum(r["s"] for r in rows if r["rule"] == "evaluate")
+        out.append(f"\nevaluate: {ev:.1f} s of {total:.1f} job-seconds ({100 * ev / total:.0f}%)")
     return "\n".join(out)
 
 
@@ -69,7 +91,7 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the throwaway copy")
     args = ap.parse_args(argv)
     if args.results:
-        print(report(read_benchmarks(args.results), None))
+        print(report(read_benchmarks(args.results), None, engine_starts(args.results)))
         return 0
     work = Path(tempfile.mkdtemp(prefix="quantstudy-bench-"))
     copy_workflow(work)
@@ -79,7 +101,7 @@ def main(argv=None) -> int:
         [sys.executable, "-m", "snakemake", "--cores", args.cores, "--quiet", "all"], cwd=work, env=env, check=True
     )
     wall = time.time() - started
-    print(report(read_benchmarks(work / "results"), wall))
+    print(report(read_benchmarks(work / "results"), wall, engine_starts(work / "results")))
     if not args.keep:
         import shutil
 

@@ -112,6 +112,9 @@ if _ERRORS:
 QUANTIZED_MODEL = paths.QUANTIZED_MODEL
 EVAL_JSON = paths.EVAL_JSON
 EVAL_SAMPLES = paths.EVAL_SAMPLES
+EVAL_TASK_LOG = "results/logs/evaluate/{model}/{scheme}/{task}.log"
+# lm-eval's request caches: kept between runs (not an output), one per checkpoint and engine.
+EVAL_CACHE_DIR = "results/cache/evaluate"
 SUMMARY_CSV = paths.SUMMARY_CSV
 SUMMARY_MD = paths.SUMMARY_MD
 GENERATIONS = paths.GENERATIONS
@@ -241,6 +244,25 @@ def evaluation_settings(model, task):
     """What an evaluate job depends on (where it is placed is not: gpu_types)."""
     ev = {k: v for k, v in config["evaluation"].items() if k != "gpu_types"}
     return json.dumps({**ev, "engine": engine_args(model, task)}, sort_keys=True)
+
+
+def evaluation_plan(model, scheme):
+    """Every task of one evaluate job: its config entry, evaluation settings and files."""
+    w = {"model": model, "scheme": scheme}
+    return json.dumps(
+        [
+            {
+                "task": t,
+                "task_spec": config["tasks"][t],
+                "evaluation": json.loads(evaluation_settings(model, t)),
+                "output": EVAL_JSON.format(task=t, **w),
+                "samples": EVAL_SAMPLES.format(task=t, **w),
+                "log": EVAL_TASK_LOG.format(task=t, **w),
+            }
+            for t in TASKS
+        ],
+        sort_keys=True,
+    )
 
 
 def prompt_file():

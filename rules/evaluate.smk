@@ -1,5 +1,8 @@
-# One lm-eval run per (model, scheme, task): scores + per-item samples. The backend is vLLM
-# where the evaluation hardware serves the format, else hf (quantstudy.core.schemes).
+# One lm-eval job per (model, scheme): one model load answers every task (tasks whose
+# engine settings differ get one engine each), with one JSON, samples file and log per task.
+# Why not a vLLM service job shared by per-task jobs: docs/structure.md ("Evaluation shape").
+# The backend is vLLM where the evaluation hardware serves the format, else hf
+# (quantstudy.core.schemes).
 
 
 rule evaluate:
@@ -9,12 +12,13 @@ rule evaluate:
         # Task YAMLs and their data: editing them reruns the evaluations.
         tasks=local_task_files(),
     output:
-        json=EVAL_JSON,
-        samples=EVAL_SAMPLES,
+        json=expand(EVAL_JSON, task=TASKS, allow_missing=True),
+        samples=expand(EVAL_SAMPLES, task=TASKS, allow_missing=True),
     log:
-        "results/logs/evaluate/{model}/{scheme}/{task}.log",
+        job="results/logs/evaluate/{model}/{scheme}.log",
+        tasks=expand(EVAL_TASK_LOG, task=TASKS, allow_missing=True),
     benchmark:
-        "results/benchmarks/evaluate/{model}/{scheme}/{task}.tsv"
+        "results/benchmarks/evaluate/{model}/{scheme}.tsv"
     conda:
         "../envs/serve.yaml"
     threads: lambda w: job_res("evaluate", w)["threads"]
@@ -25,12 +29,13 @@ rule evaluate:
         slurm_partition=gpu_type_resource("evaluate", "slurm_partition"),
         constraint=gpu_type_resource("evaluate", "constraint"),
     params:
-        task_spec=lambda w: json.dumps(config["tasks"][w.task], sort_keys=True),
+        # Every task's settings: a change reruns this job; lm-eval's request cache (one
+        # per checkpoint and engine) answers the tasks that did not change.
+        plan=lambda w: evaluation_plan(w.model, w.scheme),
         model_dir=lambda w: model_dir(w.model, w.scheme),
-        evaluation=lambda w: evaluation_settings(w.model, w.task),
         backend=lambda w: evaluation_backend(config, w.model, w.scheme),
+        cache_dir=EVAL_CACHE_DIR,
     shell:
         "$QS_PYTHON_SERVE -m quantstudy.evaluate.evaluate --model-dir {params.model_dir:q} --model {wildcards.model:q}"
-        " --scheme {wildcards.scheme:q} --task {wildcards.task:q} --task-spec {params.task_spec:q}"
-        " --evaluation {params.evaluation:q} --backend {params.backend}"
-        " --output {output.json:q} --samples {output.samples:q} > {log:q} 2>&1"
+        " --scheme {wildcards.scheme:q} --plan {params.plan:q} --backend {params.backend}"
+        " --cache-dir {params.cache_dir:q} > {log.job:q} 2>&1"

@@ -7,6 +7,7 @@ pass or fail.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -63,3 +64,26 @@ def test_gpu_rule_goes_through_sbatch_and_matches_a_local_run(slurm, study, tmp_
     # Snakemake's side: the same checkpoint a local run makes.
     for name in ("config.json", "model.safetensors", "recipe.yaml"):
         assert wf.path(f"{target}/{name}").read_bytes() == study.path(f"{target}/{name}").read_bytes(), name
+
+
+def test_one_sbatch_job_evaluates_every_task_of_a_scheme(slurm, study, tmp_path):
+    """The evaluate job holds its GPU for all of its (model, scheme)'s tasks: one SLURM job
+    asking for one GPU writes every task's results, equal to the local study's."""
+    tasks = list(study.config["tasks"])
+    study.need(*[f"results/eval/tiny-llama/bf16/{t}.json" for t in tasks])
+    wf = Workflow(copy_workflow(tmp_path / "wf"))
+    cfg = yaml.safe_load(wf.path("config/config.yaml").read_text())
+    cfg["models"]["tiny-llama"]["gpus"] = 1
+    wf.path("config/slurm-test.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    targets = [f"results/eval/tiny-llama/bf16/{t}.json" for t in tasks]
+    p = wf.snakemake("--profile", "slurm", *targets, "--configfile", "config/slurm-test.yaml", timeout=1200)
+    out = p.stdout + p.stderr
+
+    ids = set(re.findall(r"SLURM jobid (\d+)", out) or re.findall(r"jobid[ =:]+(\d+)", out, re.I))
+    assert len(ids) == 1, (ids, out[-3000:])  # one job (one engine) for every task
+    record = subprocess.run(["scontrol", "show", "job", ids.pop()], capture_output=True, text=True).stdout
+    assert "gres:gpu:1" in record or "gres/gpu=1" in record, record
+    assert "JobState=COMPLETED" in record, record
+    for t in targets:
+        ours, ref = (json.loads(w.path(t).read_text()) for w in (wf, study))
+        assert (ours["metrics"], ours["n_samples"]) == (ref["metrics"], ref["n_samples"]), t

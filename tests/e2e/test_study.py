@@ -182,7 +182,7 @@ def test_recipe_change_reruns_only_that_branch(study, tmp_path):
     plan = planned_jobs(study.snakemake("-n"))
     assert plan == {
         "quantize": 1,
-        "evaluate": 2,
+        "evaluate": 1,  # one job (one model load) for all of the scheme's tasks
         "generate": 1,
         "similarity": 1,
         "summary": 1,
@@ -202,3 +202,42 @@ def test_recipe_change_reruns_only_that_branch(study, tmp_path):
     meta = json.loads(study.path("results/models/tiny-llama/w8a8-int/quantstudy.json").read_text())
     assert meta["recipe"]["modifiers"][1]["GPTQModifier"]["dampening_frac"] == 0.05
     assert planned_jobs(study.snakemake("-n")) == {}
+
+
+def _remaining_requests(log: str) -> list[int]:
+    """lm-eval's record of the requests its cache did not answer, per request type."""
+    return [int(n) for n in re.findall(r"Cached requests: \d+, Requests remaining: (\d+)", log)]
+
+
+def test_a_task_change_reruns_only_that_tasks_evaluation(study, tmp_path):
+    """One job evaluates every task of a (model, scheme), so a change to one task's settings
+    reruns that job; lm-eval's request cache answers every request of the unchanged task, so
+    only the changed task is evaluated again, and the other's results stay as they were."""
+    if not study.run.ok:
+        pytest.skip(f"{study.run.headline()} (reported by test_every_job_of_the_study_succeeded)")
+    wf = study.copy(tmp_path / "wf")
+    kept = {
+        ext: wf.path(f"results/eval/tiny-llama/bf16/reverse.{ext}").read_text() for ext in ("json", "samples.jsonl")
+    }
+    cfg_path = wf.path("config/config.yaml")
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["tasks"]["count_letter"]["num_fewshot"] = 1  # new prompts: requests the cache has not seen
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    plan = planned_jobs(wf.snakemake("-n"))
+    assert plan.get("evaluate") == len(SCHEMES) and not {"quantize", "generate", "perf"} & set(plan), plan
+
+    wf.snakemake("--cores", "2", "results/eval/tiny-llama/bf16/count_letter.json")
+    logs = {
+        t: wf.path(f"results/logs/evaluate/tiny-llama/bf16/{t}.log").read_text() for t in ("count_letter", "reverse")
+    }
+    assert _remaining_requests(logs["reverse"]) == [0], logs["reverse"][-2000:]
+    assert sum(_remaining_requests(logs["count_letter"])) > 0, logs["count_letter"][-2000:]
+    changed = json.loads(wf.path("results/eval/tiny-llama/bf16/count_letter.json").read_text())
+    assert changed["settings"]["num_fewshot"] == 1
+    rerun = json.loads(wf.path("results/eval/tiny-llama/bf16/reverse.json").read_text())
+    before = json.loads(kept["json"])
+    assert (rerun["metrics"], rerun["n_samples"]) == (before["metrics"], before["n_samples"])
+    resps = lambda text: [(r["doc_id"], r["resps"]) for r in map(json.loads, text.splitlines())]  # noqa: E731
+    assert resps(wf.path("results/eval/tiny-llama/bf16/reverse.samples.jsonl").read_text()) == resps(
+        kept["samples.jsonl"]
+    )

@@ -275,9 +275,8 @@ def engine_problems(root: Path) -> list[str]:
     logs = []
     for model in cfg["models"]:
         for scheme in cfg["schemes"]:
-            logs += [
-                (model, scheme, root / f"results/logs/evaluate/{model}/{scheme}/{task}.log") for task in cfg["tasks"]
-            ]
+            # One evaluate job per (model, scheme): its log records the engine of every task.
+            logs.append((model, scheme, root / f"results/logs/evaluate/{model}/{scheme}.log"))
             if cfg.get("similarity"):
                 logs.append((model, scheme, root / f"results/logs/generate/{model}/{scheme}.log"))
     logs += [(m, s, root / f"results/logs/perf/{m}/{s}/{g}.server.log") for m, s, g in perf_jobs(cfg)]
@@ -297,6 +296,29 @@ def engine_problems(root: Path) -> list[str]:
                 problems.append(
                     f"{rel}: the engine loaded {loaded!r} (quantization={quant}), want {want!r} (quantization={want_q})"
                 )
+    return problems
+
+
+def evaluation_engine_problems(root: Path) -> list[str]:
+    """One model load per (model, scheme) for all of its tasks (the default config gives no
+    task engine settings of its own), and lm-eval's request cache of each scheme its own:
+    its cache key is the request only, so a shared one would serve bf16's answers."""
+    cfg, problems, caches = load_config(root), [], {}
+    for model in cfg["models"]:
+        for scheme in cfg["schemes"]:
+            log = root / f"results/logs/evaluate/{model}/{scheme}.log"
+            text = log.read_text(errors="replace") if log.is_file() else ""
+            # vLLM's own record of each engine it builds; lm-eval's of each hf model.
+            starts = len((HF_EVAL_LINE if backend_of(cfg, model, scheme) == "hf" else ENGINE_LINE).findall(text))
+            if starts != 1:
+                problems.append(f"{log.relative_to(root)}: {starts} model loads for {len(cfg['tasks'])} tasks, want 1")
+            for task in cfg["tasks"]:
+                rel = f"results/eval/{model}/{scheme}/{task}.json"
+                cache = ((read_json(root / rel).get("lm_eval") or {}).get("config") or {}).get("use_cache")
+                if not cache or not cache.startswith(f"results/cache/evaluate/{model}/{scheme}/"):
+                    problems.append(f"{rel}: request cache {cache!r} is not under its own (model, scheme)")
+                caches.setdefault(cache, set()).add((model, scheme))
+    problems += [f"request cache {c} shared by {sorted(owners)}" for c, owners in caches.items() if len(owners) > 1]
     return problems
 
 
@@ -785,6 +807,12 @@ def test_every_engine_loaded_its_own_schemes_checkpoint(study):
         *[f"results/perf/{m}/{s}/{g}/manifest.json" for m, s, g in perf_jobs(cfg)],
     )
     assert_none(engine_problems(study.dir))
+
+
+def test_one_model_load_and_its_own_request_cache_per_scheme(study):
+    cfg = study.config
+    study.need(*[f"results/eval/{m}/{s}/{t}.json" for m in cfg["models"] for s in cfg["schemes"] for t in cfg["tasks"]])
+    assert_none(evaluation_engine_problems(study.dir))
 
 
 def test_every_quantized_scheme_differs_measurably_from_bf16(study):
