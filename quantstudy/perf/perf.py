@@ -207,6 +207,22 @@ def _rate(run: dict) -> str:
     return "inf" if r is None or (isinstance(r, float) and math.isinf(r)) or r == "inf" else f"{float(r):.4g}"
 
 
+def row_head(man: dict, use_case: str, mode: str, support: dict | None) -> dict:
+    """The columns every perf.csv row starts with: what ran, where, and for which use case."""
+    uc = man["use_cases"][use_case]
+    return {
+        "model": man["model"],
+        "scheme": man["scheme"],
+        "served_as": served_as(man, support),
+        "gpu": man["gpu"],
+        "hardware": man.get("hardware"),
+        "use_case": use_case,
+        "mode": mode,
+        "prompt_tokens": uc["prompt_tokens"],
+        "output_tokens": uc["output_tokens"],
+    }
+
+
 def point_rows(perf_dir: str | Path, support: dict | None = None) -> list[dict]:
     """One row per benchmark point (repeats aggregated) of one perf directory; `support`
     ({model: {gpu: {scheme: support}}}, quantstudy.core.schemes.support) labels what each GPU
@@ -227,17 +243,8 @@ def point_rows(perf_dir: str | Path, support: dict | None = None) -> list[dict]:
     rows = []
     for (use_case, mode, fraction, _), runs in groups.items():
         first, raw0 = runs[0]
-        uc = man["use_cases"][use_case]
         row = {
-            "model": man["model"],
-            "scheme": man["scheme"],
-            "served_as": served_as(man, support),
-            "gpu": man["gpu"],
-            "hardware": man.get("hardware"),
-            "use_case": use_case,
-            "mode": mode,
-            "prompt_tokens": uc["prompt_tokens"],
-            "output_tokens": uc["output_tokens"],
+            **row_head(man, use_case, mode, support),
             "request_rate": _rate(first),
             "rate_fraction": fraction,
             "max_concurrency": raw0.get("max_concurrency"),
@@ -272,15 +279,7 @@ def slo_row(man: dict, use_case: str, found: dict, by_file: dict, support: dict 
     rate, upper = found["sustained_rps"], found["upper_rps"]
     raws = [by_file[f] for f in found["sustained_files"]]
     row = {
-        "model": man["model"],
-        "scheme": man["scheme"],
-        "served_as": served_as(man, support),
-        "gpu": man["gpu"],
-        "hardware": man.get("hardware"),
-        "use_case": use_case,
-        "mode": "slo",
-        "prompt_tokens": uc["prompt_tokens"],
-        "output_tokens": uc["output_tokens"],
+        **row_head(man, use_case, "slo", support),
         "request_rate": "" if rate is None else f"{rate:.4g}",
         "rate_fraction": None,
         "max_concurrency": None,
