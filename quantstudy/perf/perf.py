@@ -59,7 +59,7 @@ from quantstudy.perf import slo as slo_search
 PERF_FORMAT = "quantstudy.perf/1"
 MANIFEST = "manifest.json"
 PERCENTILE_METRICS = "ttft,tpot,itl,e2el"
-# Raw-result keys averaged over repeats (vllm bench serve's names).
+# Raw-result keys aggregated over repeats, by their median (vllm bench serve's names).
 MEASURES = [
     "request_throughput",
     "output_throughput",
@@ -95,7 +95,7 @@ FIELDS = (
         "failed",
     ]
     + [m for m in MEASURES for m in ([m] + ([f"{m}_std", f"{m}_cv"] if m in SPREAD else []))]
-    + ["slo", "slo_met", "good_share", "slo_status", "slo_upper_rps", "engine_args", "vllm_version"]
+    + ["slo", "slo_met", "good_share", "slo_observed", "slo_status", "slo_upper_rps", "engine_args", "vllm_version"]
 )
 
 
@@ -178,14 +178,24 @@ def sweep_rates(saturated_rps: float, fractions: list[float]) -> list[tuple[floa
     return [(f, f * saturated_rps) for f in sorted(fractions) if 0 < f < 1]
 
 
+# 1.4826 x MAD estimates the standard deviation of normal noise (scipy's scale="normal").
+MAD_TO_SD = 1.4826
+
+
 def spread(values: list[float]) -> tuple[float | None, float | None, float | None]:
-    """(mean, sample std, coefficient of variation) of repeated measurements."""
+    """(median, robust standard deviation = 1.4826 x median absolute deviation, their ratio
+    as the coefficient of variation) of repeated measurements.
+
+    The median, not the mean: on a shared host the run-to-run spread is mostly stalls (one
+    run in about five loses 20-80% of its throughput, measured with `bench.perf_cv
+    measure`), which a mean and a sample SD take in whole and a median of three repeats
+    ignores; for normal noise both estimate the same."""
     vals = [v for v in values if v is not None and math.isfinite(v)]
     if not vals:
         return None, None, None
-    mean = statistics.fmean(vals)
-    std = statistics.stdev(vals) if len(vals) > 1 else 0.0
-    return mean, std, (std / mean if mean else None)
+    mid = statistics.median(vals)
+    sd = MAD_TO_SD * statistics.median(abs(v - mid) for v in vals)
+    return mid, sd, (sd / mid if mid else None)
 
 
 def served_as(man: dict, support: dict | None) -> str:
@@ -255,23 +265,33 @@ def point_rows(perf_dir: str | Path, support: dict | None = None) -> list[dict]:
             "vllm_version": man["vllm_version"],
         }
         for m in MEASURES:
-            mean, std, cv = spread([raw.get(m) for _, raw in runs])
-            row[m] = mean
+            mid, sd, cv = spread([raw.get(m) for _, raw in runs])
+            row[m] = mid
             if m in SPREAD:
-                row[f"{m}_std"], row[f"{m}_cv"] = std, cv
+                row[f"{m}_std"], row[f"{m}_cv"] = sd, cv
         if all("slo_met" in run for run, _ in runs):  # a point the SLO search judged
             row["slo_met"] = all(run["slo_met"] for run, _ in runs)
             row["good_share"] = min(run["good_share"] for run, _ in runs)
+            row["slo_observed"] = slo_observed([run.get("slo_observed") or {} for run, _ in runs])
         rows.append(row)
     for use_case, found in man.get("slo", {}).items():
         rows.append(slo_row(man, use_case, found, by_file, support))
     return rows
 
 
+def slo_observed(per_run: list[dict]) -> str | None:
+    """The SLO's metrics at its configured percentile (ms), median over the runs, as JSON
+    ({"ttft": 812.0, ...}; the p99_* columns stay p99 whatever the SLO's percentile)."""
+    metrics = sorted({m for obs in per_run for m in obs})
+    if not metrics:
+        return None
+    return json.dumps({m: spread([obs.get(m) for obs in per_run])[0] for m in metrics}, sort_keys=True)
+
+
 def slo_row(man: dict, use_case: str, found: dict, by_file: dict, support: dict | None) -> dict:
     """perf.csv's `slo` row of a use case: the sustained rate as its request throughput
     (queries per dollar are priced at it), latencies from the probe that met the SLO at that
-    rate (the saturated runs' means when saturation met it). There is one search, not
+    rate (the saturated runs' medians when saturation met it). There is one search, not
     repeats: the search's resolution, (upper - sustained) / sustained / 2, stands in for the
     run-to-run CV (the guideline's noise: a margin under the bracket is within noise); when
     saturation met it, the saturated repeats' own CV."""
@@ -289,6 +309,9 @@ def slo_row(man: dict, use_case: str, found: dict, by_file: dict, support: dict 
         "slo": json.dumps(uc["slo"], sort_keys=True),
         "slo_met": rate is not None,
         "good_share": min((r["good_share"] for r in found["sustained_checks"]), default=None),
+        "slo_observed": slo_observed(
+            [{m: c.get(m) for m in slo_search.targets(uc["slo"])} for c in found["sustained_checks"]]
+        ),
         "slo_status": found["status"],
         "slo_upper_rps": upper,
         "engine_args": json.dumps(man["engine"], sort_keys=True),
@@ -423,7 +446,7 @@ def benchmark(model_dir, model, scheme, gpu, use_cases, settings, output, server
 
         for uc_name, uc in use_cases.items():
             (tmp / uc_name).mkdir(parents=True, exist_ok=True)
-            for r in range(s["repeats"]):
+            sync_results = [
                 point(
                     point_name(uc_name, "sync", r),
                     "sync",
@@ -433,14 +456,16 @@ def benchmark(model_dir, model, scheme, gpu, use_cases, settings, output, server
                     concurrency=1,
                     repeat=r,
                 )
+                for r in range(s["repeats"])
+            ]
             sat_results = [
                 point(point_name(uc_name, "async", r), "async", uc_name, uc, uc["requests"], repeat=r)
                 for r in range(s["repeats"])
             ]
             saturated = [x["request_throughput"] for x in sat_results]
             if uc.get("slo"):
-                found[uc_name] = search_slo(point, uc_name, uc, sat_results, runs, s["slo_search"])
-            for fraction, rate in sweep_rates(sum(saturated) / len(saturated), s["async_rate_fractions"]):
+                found[uc_name] = search_slo(point, uc_name, uc, sync_results, sat_results, runs, s["slo_search"])
+            for fraction, rate in sweep_rates(statistics.median(saturated), s["async_rate_fractions"]):
                 for r in range(s["repeats"]):
                     point(
                         point_name(uc_name, "async", r, fraction),
@@ -473,25 +498,30 @@ def benchmark(model_dir, model, scheme, gpu, use_cases, settings, output, server
     return manifest
 
 
-def search_slo(point, uc_name: str, uc: dict, sat_results: list[dict], runs: list[dict], conf: dict) -> dict:
+def search_slo(
+    point, uc_name: str, uc: dict, sync_results: list[dict], sat_results: list[dict], runs: list[dict], conf: dict
+) -> dict:
     """Run the SLO search of one use case (quantstudy/perf/slo.py) with `point` as its probe,
     right after its saturated runs (the last of `runs`); every probe lands in the manifest's
     runs (slo_probe: true) with whether it met the SLO. The saturated point meets it only
-    when every repeat does."""
-    slo, share, n = uc["slo"], conf["goodput_share"], uc["requests"]
+    when every repeat does; the sync point's throughput is the lowest rate probed."""
+    slo, share = uc["slo"], conf["goodput_share"]
     sat_runs = runs[-len(sat_results) :]
-    sat_checks = [slo_search.check(res, slo, share, n) for res in sat_results]
+    sat_checks = [slo_search.check(res, slo, share, uc["requests"]) for res in sat_results]
+    metrics = list(slo_search.targets(slo))
     for run, c in zip(sat_runs, sat_checks, strict=True):
-        run.update(slo_met=c["met"], good_share=c["good_share"])
-    sat_rps = statistics.fmean(x["request_throughput"] for x in sat_results)
+        run.update(slo_met=c["met"], good_share=c["good_share"], slo_observed={m: c[m] for m in metrics})
+    sat_rps = statistics.median(x["request_throughput"] for x in sat_results)
+    floor_rps = statistics.median(x["request_throughput"] for x in sync_results) if sync_results else None
     probe_runs: list[tuple[str, dict]] = []
 
     def meets(rate: float) -> bool:
         i = len(probe_runs)
         name = f"{uc_name}/slo-probe{i}.json"
+        n = slo_search.probe_requests(rate, conf["probe_seconds"], conf["min_requests"])
         res = point(name, "async", uc_name, uc, n, rate=rate, fraction=rate / sat_rps, slo_probe=True)
         c = slo_search.check(res, slo, share, n)
-        runs[-1].update(slo_met=c["met"], good_share=c["good_share"])
+        runs[-1].update(slo_met=c["met"], good_share=c["good_share"], slo_observed={m: c[m] for m in metrics})
         probe_runs.append((name, c))
         log.info(
             "%s SLO probe %.4g req/s: %s (good share %s)",
@@ -506,8 +536,8 @@ def search_slo(point, uc_name: str, uc: dict, sat_results: list[dict], runs: lis
         meets,
         sat_rps,
         all(c["met"] for c in sat_checks),
+        floor_rps=floor_rps,
         precision=conf["precision"],
-        lowest_fraction=conf["lowest_fraction"],
         max_probes=conf["max_probes"],
     )
     rate = out["sustained_rps"]
@@ -516,7 +546,7 @@ def search_slo(point, uc_name: str, uc: dict, sat_results: list[dict], runs: lis
     elif not out["probes"]:  # saturation met it
         files, checks = [r["file"] for r in sat_runs], sat_checks
     else:
-        i = [r for r, _ in out["probes"]].index(rate)
+        i = next(i for i, (r, ok) in enumerate(out["probes"]) if ok and r == rate)
         files, checks = [probe_runs[i][0]], [probe_runs[i][1]]
     log.info("%s: sustained %s req/s within the SLO (%s)", uc_name, rate, out["status"])
     return {

@@ -14,13 +14,22 @@ metric within its target", counted jointly per request, so slightly stricter.
 The search (`find_sustained_rate`, pure) starts from the saturated point that perf measures
 anyway (request rate inf): if that meets the SLO, the sustained rate is the saturated
 throughput. Otherwise it brackets by halving the rate from the saturated throughput (doubling
-the distance, as `vllm bench sweep serve_sla` does upwards; from above, because the probes at
-high rates are the short ones) until a probe meets the SLO, then bisects until the bracket is
+the distance, as `vllm bench sweep serve_sla` does upwards; from above, because the low
+rates are the long probes, see below) until a probe meets the SLO, then bisects until the bracket is
 narrower than `precision` x its upper end. The sustained rate is the highest rate that met it:
 the true boundary lies within `precision` above it. A rate above the saturated throughput is
 never sustained (the server completes no more than that), so the saturated rate caps it.
-If even the lowest rate (`lowest_fraction` x saturated) breaks the SLO, there is no sustained
-rate.
+
+The halving stops at a floor: the synchronous point's throughput, the rate a server that
+served one request at a time would only just keep up with. A batching server has room to
+spare there, so a format whose single requests meet the SLO finds a rate. A miss at the floor is probed once more before the search gives up
+("the lowest rate breaks the SLO"): on a shared host one stall of a few seconds breaks a
+probe (measured: bench/perf_cv.py), and at the floor nothing but such a stall should.
+
+A probe lasts `probe_seconds` (its request count is the rate x that, at least
+`min_requests`), not a fixed count: a fixed count at a high rate is over before a queue has
+grown (measured on the fixture: 128 requests at 94 req/s, 1.4 s, p99 TTFT 62 ms; 256 at the
+same rate, 2.7 s, 1142 ms), so it would call rates sustained that are not.
 """
 
 from __future__ import annotations
@@ -75,25 +84,32 @@ def check(result: dict, slo: dict, goodput_share: float, offered: int) -> dict:
     return out
 
 
+def probe_requests(rate: float, probe_seconds: float, min_requests: int) -> int:
+    """Requests in a probe at `rate` req/s: `probe_seconds` of arrivals, at least min_requests."""
+    return max(int(min_requests), math.ceil(rate * probe_seconds))
+
+
 def find_sustained_rate(
     meets: Callable[[float], bool],
     saturated_rps: float,
     saturated_meets: bool,
     *,
+    floor_rps: float,
     precision: float,
-    lowest_fraction: float,
     max_probes: int = 12,
 ) -> dict:
     """The highest request rate that meets the SLO (see the module docstring).
 
     meets(rate) runs one probe; saturated_rps / saturated_meets: the saturated point's
-    throughput and whether it met the SLO. Returns {sustained_rps (None when even the
-    lowest rate breaks it), upper_rps (the lowest rate seen to break it, None when
-    saturation meets it), status, probes: [(rate, met), ...] in the order run}."""
+    throughput and whether it met the SLO; floor_rps: the lowest rate probed (the sync
+    throughput; at most half the saturated rate). Returns {sustained_rps (None when even the
+    floor breaks it), upper_rps (the lowest rate seen to break it, None when saturation meets
+    it), status, probes: [(rate, met), ...] in the order run}."""
     if not (saturated_rps and saturated_rps > 0 and math.isfinite(saturated_rps)):
         return {"sustained_rps": None, "upper_rps": None, "status": "no saturated rate", "probes": []}
     if saturated_meets:
         return {"sustained_rps": saturated_rps, "upper_rps": None, "status": "saturation meets the SLO", "probes": []}
+    floor = min(floor_rps, saturated_rps / 2) if floor_rps and floor_rps > 0 else saturated_rps / 2
     probes: list[tuple[float, bool]] = []
 
     def probe(rate):
@@ -101,28 +117,28 @@ def find_sustained_rate(
         probes.append((rate, ok))
         return ok
 
+    def result(lo, hi, status):
+        return {"sustained_rps": lo, "upper_rps": hi, "status": status, "probes": probes}
+
     hi, lo = saturated_rps, None
-    rate = saturated_rps / 2
-    while len(probes) < max_probes:
+    rate = max(saturated_rps / 2, floor)
+    while lo is None:
+        if len(probes) >= max_probes:
+            return result(None, hi, "probe budget spent")
         if probe(rate):
             lo = rate
-            break
-        hi = rate
-        if rate / 2 < saturated_rps * lowest_fraction * (1 - 1e-9):
-            return {
-                "sustained_rps": None,
-                "upper_rps": hi,
-                "status": "the lowest rate breaks the SLO",
-                "probes": probes,
-            }
-        rate /= 2
-    if lo is None:
-        return {"sustained_rps": None, "upper_rps": hi, "status": "probe budget spent", "probes": probes}
+        elif rate <= floor * (1 + 1e-9):
+            # a miss at the floor: once more, since a stall of the host alone can cause it
+            if len(probes) < max_probes and probe(rate):
+                lo = rate
+            else:
+                return result(None, rate, "the lowest rate breaks the SLO")
+        else:
+            hi, rate = rate, max(rate / 2, floor)
     while hi - lo > precision * hi and len(probes) < max_probes:
         mid = (lo + hi) / 2
         if probe(mid):
             lo = mid
         else:
             hi = mid
-    status = "bracketed" if hi - lo <= precision * hi else "probe budget spent"
-    return {"sustained_rps": lo, "upper_rps": hi, "status": status, "probes": probes}
+    return result(lo, hi, "bracketed" if hi - lo <= precision * hi else "probe budget spent")

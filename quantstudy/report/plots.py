@@ -481,7 +481,7 @@ def plot_tradeoff(
 def slo_panels(perf: list[dict], sweep: list[dict], order: list[str]) -> list[dict]:
     """One panel per (model, gpu, use case) with an SLO (perf.csv `slo` rows): its first latency
     target (ttft, tpot, itl, e2el, in that order), and per scheme (in `order`) the curve of that
-    metric's p99 against the request rate over every async point of perf_sweep.csv (the
+    metric at the SLO's percentile (`slo_observed`; p99 for rows without it) against the request rate over every async point of perf_sweep.csv (the
     saturated point at its measured throughput), whether each met the SLO, and the sustained
     rate (None when no rate met it)."""
     panels = {}
@@ -512,7 +512,8 @@ def slo_panels(perf: list[dict], sweep: list[dict], order: list[str]) -> list[di
             continue
         rate = num(r.get("request_rate"))
         x = rate if rate is not None else num(r.get("request_throughput"))  # saturated: what it served
-        y = num(r.get(f"p99_{panel['metric']}_ms"))
+        observed = json.loads(r["slo_observed"]) if r.get("slo_observed") else {}
+        y = num(observed.get(panel["metric"], r.get(f"p99_{panel['metric']}_ms")))
         if x is not None and y is not None:
             met = r.get("slo_met")
             panel["schemes"][r["scheme"]]["points"].append((x, y, None if met in (None, "") else truthy(met)))
@@ -559,7 +560,7 @@ def plot_slo(panels: list[dict], out, hardware: dict[str, str] | None = None, *,
             f"{p['model']} on {p['gpu']}" + (f" [{hw}]" if hw and hw != p["gpu"] else "") + f"\n{p['use_case']}"
         )
         ax.set_xlabel("request rate (requests/s; dashed: sustained within the SLO)")
-        ax.set_ylabel(f"p99 {p['metric'].upper()} (ms)")
+        ax.set_ylabel(f"p{p['percentile']:g} {p['metric'].upper()} (ms)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()

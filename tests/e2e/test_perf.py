@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -149,7 +151,9 @@ def test_the_slo_search_probes_with_vllm_goodput_and_reports_the_highest_rate_th
     """Recomputed from the raw bench results: each probe asked vLLM to count the requests
     within the SLO (--goodput), met it when that share reached goodput_share; the sustained
     rate is the highest probe that met it (or the saturated rate, when every saturated repeat
-    met it), every probe below the saturated rate, and every probe is a perf_sweep.csv row."""
+    met it), every probe below the saturated rate and at or above the floor (the sync
+    throughput), its request count its duration of arrivals, and every probed rate is a
+    perf_sweep.csv row."""
     study.need("results/perf.csv", "results/perf_sweep.csv", *[f"{d}/manifest.json" for d in perf_dirs(study)])
     conf = perf["slo_search"]
     main = read_csv(study.path("results/perf.csv"))
@@ -168,6 +172,11 @@ def test_the_slo_search_probes_with_vllm_goodput_and_reports_the_highest_rate_th
                 if r["use_case"] == uc and r["mode"] == "async" and r["rate_fraction"] is None
             ]
             probes = [r for r in man["runs"] if r.get("slo_probe") and r["use_case"] == uc]
+            sync_rps = statistics.median(
+                json.loads(study.path(f"{d}/{r['file']}").read_text())["request_throughput"]
+                for r in man["runs"]
+                if r["use_case"] == uc and r["mode"] == "sync"
+            )
             met = {}
             for run in probes:
                 raw = json.loads(study.path(f"{d}/{run['file']}").read_text())
@@ -178,7 +187,11 @@ def test_the_slo_search_probes_with_vllm_goodput_and_reports_the_highest_rate_th
                 assert run["slo_met"] == ok, run
                 rate = float(args[args.index("--request-rate") + 1])
                 assert rate < found["saturated_rps"] * (1 + 1e-6)
-                met[rate] = ok
+                assert rate >= min(sync_rps, found["saturated_rps"] / 2) * (1 - 1e-6)
+                assert int(args[args.index("--num-prompts") + 1]) == max(
+                    conf["min_requests"], math.ceil(rate * conf["probe_seconds"])
+                )
+                met[rate] = ok or met.get(rate, False)  # the floor may be probed twice
             assert len(probes) <= conf["max_probes"]
             row = next(r for r in main if r["scheme"] == scheme and r["use_case"] == uc and r["mode"] == "slo")
             if all(good_share(x) >= conf["goodput_share"] - 1e-12 for x in sat):
@@ -188,11 +201,12 @@ def test_the_slo_search_probes_with_vllm_goodput_and_reports_the_highest_rate_th
                 assert row["request_throughput"] == pytest.approx(best, rel=1e-5)
                 assert all(not ok for r, ok in met.items() if r > best)  # nothing above it met the SLO
             else:
-                assert row["request_throughput"] is None and row["slo_status"] == "the lowest rate breaks the SLO"
+                assert row["request_throughput"] is None
+                assert row["slo_status"] in ("the lowest rate breaks the SLO", "probe budget spent")
             assert len(
                 [r for r in sweep if r["scheme"] == scheme and r["use_case"] == uc and r["slo_met"] is not None]
             ) == (
-                len(probes) + 1  # the probes and the saturated point
+                len(met) + 1  # the probed rates and the saturated point
             )
     assert searched, "no use case has an SLO: the search went untested"
 

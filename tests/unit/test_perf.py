@@ -14,6 +14,7 @@ from quantstudy.perf.perf import (
     bench_args,
     point_name,
     point_rows,
+    slo_observed,
     split_rows,
     spread,
     sweep_rates,
@@ -78,12 +79,12 @@ def make_dir(tmp_path, scheme="bf16", runs=None):
     return d
 
 
-def test_repeats_are_averaged_with_their_spread(tmp_path):
+def test_repeats_give_their_median_and_robust_spread(tmp_path):
     rows = {(r["mode"], r["rate_fraction"]): r for r in point_rows(make_dir(tmp_path))}
     sync = rows[("sync", None)]
     assert sync["request_throughput"] == pytest.approx(3.0)
-    assert sync["request_throughput_std"] == pytest.approx(math.sqrt(2.0))  # sample std of 2 and 4
-    assert sync["request_throughput_cv"] == pytest.approx(math.sqrt(2.0) / 3.0)
+    assert sync["request_throughput_std"] == pytest.approx(1.4826)  # 1.4826 x MAD of 2 and 4
+    assert sync["request_throughput_cv"] == pytest.approx(1.4826 / 3.0)
     assert sync["mean_e2el_ms"] == pytest.approx(375.0)
     assert sync["repeats"] == 2 and sync["num_requests"] == 10 and sync["max_concurrency"] == 1
     sat = rows[("async", None)]
@@ -245,6 +246,12 @@ def test_no_rate_within_the_slo_has_no_throughput(tmp_path):
     assert slo["slo_status"] == "the lowest rate breaks the SLO"
 
 
+def test_one_stalled_repeat_does_not_move_the_median():
+    mid, sd, cv = spread([100.0, 102.0, 30.0])
+    assert mid == 100.0 and sd == pytest.approx(1.4826 * 2.0) and cv == pytest.approx(1.4826 * 0.02)
+    assert spread([5.0]) == (5.0, 0.0, 0.0) and spread([None, math.nan]) == (None, None, None)
+
+
 def test_bench_args_count_goodput_and_ask_for_the_slo_percentile():
     args = bench_args(
         host="h",
@@ -272,4 +279,11 @@ def test_when_saturation_meets_the_slo_its_repeats_give_the_spread(tmp_path):
     main, _ = split_rows(point_rows(slo_dir(tmp_path, found)), order=ORDER)
     slo = main[2]
     assert slo["request_throughput"] == 100.0 and slo["repeats"] == 2
-    assert slo["request_throughput_cv"] == pytest.approx(math.sqrt(200) / 100)  # 90 and 110 req/s
+    assert slo["request_throughput_cv"] == pytest.approx(1.4826 * 10 / 100)  # 90 and 110 req/s
+
+
+def test_the_slo_percentile_is_kept_beside_the_p99_columns():
+    assert slo_observed([{"ttft": 100.0, "tpot": 5.0}, {"ttft": 300.0, "tpot": 7.0}, {"ttft": 200.0}]) == json.dumps(
+        {"tpot": 6.0, "ttft": 200.0}
+    )
+    assert slo_observed([{}, {}]) is None

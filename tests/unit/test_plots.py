@@ -323,3 +323,13 @@ def test_slo_panels_draw_each_schemes_curve_and_sustained_rate():
         (80.0, 3000.0, False),
     ]
     assert p["schemes"]["bf16"]["sustained"] is None and len(p["schemes"]["bf16"]["points"]) == 2
+
+
+def test_slo_panels_draw_the_slos_own_percentile_where_it_was_recorded():
+    perf, sweep = slo_inputs()
+    for r in perf:
+        r["slo"] = json.dumps({"ttft_ms": 500, "percentile": 95})
+    sweep[2]["slo_observed"] = json.dumps({"ttft": 250.0})  # p95 of the probe at 30 req/s
+    (p,) = plots.slo_panels(perf, sweep, ORDER)
+    assert p["percentile"] == 95.0
+    assert (30.0, 250.0, True) in p["schemes"]["w4a16-int"]["points"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from quantstudy.perf.slo import check, find_sustained_rate, goodput_args, targets
+from quantstudy.perf.slo import check, find_sustained_rate, goodput_args, probe_requests, targets
 
 SAT = 100.0  # saturated throughput, req/s
 
@@ -18,9 +18,7 @@ def p99_ttft(rate: float) -> float:
 @pytest.mark.parametrize("precision", [0.05, 0.1, 0.2])
 def test_finds_the_boundary_within_the_stated_precision(target_ms, precision):
     boundary = SAT * (1.0 - 50.0 / target_ms)  # where p99_ttft(rate) == target_ms
-    out = find_sustained_rate(
-        lambda r: p99_ttft(r) <= target_ms, SAT, False, precision=precision, lowest_fraction=1 / 16
-    )
+    out = find_sustained_rate(lambda r: p99_ttft(r) <= target_ms, SAT, False, floor_rps=SAT / 16, precision=precision)
     assert out["status"] == "bracketed"
     lo, hi = out["sustained_rps"], out["upper_rps"]
     assert lo <= boundary <= hi and hi - lo <= precision * hi
@@ -30,23 +28,53 @@ def test_finds_the_boundary_within_the_stated_precision(target_ms, precision):
 
 
 def test_even_the_lowest_rate_breaks_the_slo():
-    out = find_sustained_rate(lambda r: p99_ttft(r) <= 40.0, SAT, False, precision=0.1, lowest_fraction=1 / 8)
+    out = find_sustained_rate(lambda r: p99_ttft(r) <= 40.0, SAT, False, floor_rps=10.0, precision=0.1)
     assert out["sustained_rps"] is None and out["status"] == "the lowest rate breaks the SLO"
-    assert [r for r, _ in out["probes"]] == [50.0, 25.0, 12.5]
-    assert not any(ok for _, ok in out["probes"])
+    # halving stops at the floor (the sync throughput), which is probed twice before giving up
+    assert [r for r, _ in out["probes"]] == [50.0, 25.0, 12.5, 10.0, 10.0]
+    assert not any(ok for _, ok in out["probes"]) and out["upper_rps"] == 10.0
+
+
+def test_a_stall_at_the_floor_is_probed_again():
+    seen = []
+
+    def meets(rate):  # the first probe at the floor stalls, the second does not
+        seen.append(rate)
+        return rate <= 10.0 and seen.count(rate) > 1
+
+    out = find_sustained_rate(meets, SAT, False, floor_rps=10.0, precision=0.5, max_probes=8)
+    assert out["sustained_rps"] == 10.0 and out["probes"][-2:] == [(10.0, False), (10.0, True)]
+    assert out["status"] == "bracketed" and out["upper_rps"] == 12.5
+
+
+def test_the_floor_is_at_most_half_the_saturated_rate():
+    out = find_sustained_rate(lambda r: False, SAT, False, floor_rps=SAT * 2, precision=0.1)
+    assert [r for r, _ in out["probes"]] == [50.0, 50.0]
 
 
 def test_saturation_still_meets_it():
     calls = []
-    out = find_sustained_rate(lambda r: calls.append(r) or True, SAT, True, precision=0.1, lowest_fraction=1 / 16)
+    out = find_sustained_rate(lambda r: calls.append(r) or True, SAT, True, floor_rps=5.0, precision=0.1)
     assert out["sustained_rps"] == SAT and out["status"] == "saturation meets the SLO"
     assert calls == [] and out["probes"] == []
 
 
 def test_the_probe_budget_stops_the_search_and_says_so():
-    out = find_sustained_rate(lambda r: r <= 63.0, SAT, False, precision=0.001, lowest_fraction=1 / 16, max_probes=4)
+    out = find_sustained_rate(lambda r: r <= 63.0, SAT, False, floor_rps=5.0, precision=0.001, max_probes=4)
     assert len(out["probes"]) == 4 and out["status"] == "probe budget spent"
     assert out["sustained_rps"] <= 63.0 < out["upper_rps"]
+
+
+def test_the_budget_can_run_out_before_any_rate_met_it():
+    out = find_sustained_rate(lambda r: False, SAT, False, floor_rps=1.0, precision=0.1, max_probes=3)
+    assert out["sustained_rps"] is None and out["status"] == "probe budget spent"
+    assert [r for r, _ in out["probes"]] == [50.0, 25.0, 12.5] and out["upper_rps"] == 12.5
+
+
+def test_a_probe_is_a_duration_of_arrivals_with_a_floor_on_its_count():
+    assert probe_requests(94.0, 3.0, 100) == 282
+    assert probe_requests(10.0, 3.0, 100) == 100
+    assert probe_requests(33.4, 3.0, 1) == 101  # rounded up: never shorter than asked
 
 
 def result(good_share=1.0, completed=100, p99=None):
