@@ -207,8 +207,10 @@ def last_recorded_run(wf: Workflow) -> StudyRun:
 
 
 # CI-sized serving benchmarks: two of the default's seven use cases, two repeats, fewer
-# requests. Every stage still runs for real; the full default runs with `make study`.
+# requests, shorter SLO probes. Every stage still runs for real; the full default runs with
+# `make study`.
 CI_PERFORMANCE = {"use_cases": ["rag", "multi-turn-chat"], "repeats": 2, "requests": 24, "sync_requests": 3}
+CI_SLO_SEARCH = {"probe_seconds": 1.0, "min_requests": 24}
 
 
 def ci_sized(wf: Workflow) -> Workflow:
@@ -223,6 +225,7 @@ def ci_sized(wf: Workflow) -> Workflow:
         for name in CI_PERFORMANCE["use_cases"]
     }
     perf["repeats"] = CI_PERFORMANCE["repeats"]
+    perf["slo_search"] = {**perf.get("slo_search", {}), **CI_SLO_SEARCH}
     wf.path("config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return wf
 
