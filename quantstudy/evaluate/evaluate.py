@@ -216,6 +216,40 @@ def set_max_length(lm, length: int | None) -> None:
     lm._max_length = length
 
 
+def release(lm) -> None:
+    """Shut a vLLM engine down before the next model load: dropping the reference leaves its
+    memory to the garbage collector (in multiprocess mode to its engine-core process's exit),
+    and the next engine could find the GPU still held. vLLM 0.32 has no LLM.shutdown(); its own
+    order (model_loader/tensorizer.py) is the renderer, then the engine core (its process, or
+    in-process its executor). lm-eval's hf model has no engine: free_memory frees it."""
+    engine = getattr(getattr(lm, "model", None), "llm_engine", None)
+    if engine is None:
+        return
+    for part in (getattr(engine, "renderer", None), engine.engine_core):
+        stop = getattr(part, "shutdown", None)
+        if stop is not None:
+            stop()
+
+
+def free_memory(backend: str) -> None:
+    """Once the last reference to a model is gone: collect it and hand its GPU memory back
+    (torch's caching allocator keeps freed blocks). On vLLM its cleanup_dist_env_and_memory
+    also tears down the process-group state of an in-process engine, so the next one sets up
+    its own; it skips the device cache on a CPU."""
+    if backend == "vllm":
+        from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+
+        cleanup_dist_env_and_memory()
+        return
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def lm_settings(spec: dict, evaluation: dict, backend: str, device: str | None = None) -> dict:
     """A task's settings as far as they decide its model: settings_from, plus the hf model's
     arguments on that backend."""
@@ -358,7 +392,9 @@ def evaluate_plan(model_dir, model, scheme, plan, backend="vllm", cache_dir=None
             cache = cache_file(cache_dir, model, scheme, model_dir, key, versions) if cache_dir else None
             with task_log(t.get("log")):
                 outs.append(evaluate(lm, load["model_args"], t, model_dir, model, scheme, backend, cache))
+        release(lm)  # before the next group's engine starts, not when the collector gets to it
         del lm
+        free_memory(backend)
     return outs
 
 

@@ -17,6 +17,7 @@ from quantstudy.evaluate.evaluate import (
     max_length,
     model_args_for,
     model_loads,
+    release,
     task_key,
 )
 from tests.schema import with_defaults
@@ -207,3 +208,34 @@ def test_a_tasks_cache_does_not_depend_on_the_other_tasks():
     [load] = model_loads([a, longer], "vllm", "m")
     assert load["model_args"]["max_model_len"] == 4096
     assert task_key("vllm", "m", load["tasks"][0]["settings"]) == before
+
+
+# ---- freeing an engine between model loads ------------------------------------------------
+
+
+class _Part:
+    def __init__(self, calls, name):
+        self.calls, self.name = calls, name
+
+    def shutdown(self):
+        self.calls.append(self.name)
+
+
+def test_release_shuts_a_vllm_engine_down_renderer_first():
+    from types import SimpleNamespace
+
+    calls = []
+    engine = SimpleNamespace(renderer=_Part(calls, "renderer"), engine_core=_Part(calls, "engine_core"))
+    release(SimpleNamespace(model=SimpleNamespace(llm_engine=engine)))
+    assert calls == ["renderer", "engine_core"]
+    # An engine without a renderer (another vLLM) still has its core shut down.
+    calls.clear()
+    release(SimpleNamespace(model=SimpleNamespace(llm_engine=SimpleNamespace(engine_core=_Part(calls, "core")))))
+    assert calls == ["core"]
+
+
+def test_release_leaves_a_model_without_an_engine_alone():
+    from types import SimpleNamespace
+
+    release(SimpleNamespace(model=SimpleNamespace()))  # lm-eval's hf model: a torch module
+    release(SimpleNamespace())
