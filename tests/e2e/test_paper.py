@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from quantstudy.evaluate.evaluate import lm_settings, max_length, model_loads
 from quantstudy.evaluate.taskindex import TaskIndex
 from tests.workspace import copy_workflow
 
@@ -159,6 +160,16 @@ def test_paper_grid_places_every_gpu_job_where_it_fits(paper):
     for task, length in (("mmlu", 3850), ("mmlu-cot", 4064), ("arc-challenge", 3940), ("ifeval", 4096)):
         assert engines[task]["max_model_len"] == length, task
     assert engines["hellaswag"]["max_model_len"] == 8192
+    # ... and one engine serves them all, at the longest; each task keeps its own length.
+    for (model, scheme, _), (_, command) in ev.items():
+        argv = shlex.split(command)
+        plan = json.loads(argv[argv.index("--plan") + 1])
+        tasks = [{**i, "settings": lm_settings(i["task_spec"], i["evaluation"], "vllm")} for i in plan]
+        [load] = model_loads(tasks, "vllm", argv[argv.index("--model-dir") + 1])
+        assert load["model_args"]["max_model_len"] == 8192, (model, scheme)
+        assert [max_length("vllm", t["settings"]) for t in tasks] == [
+            i["evaluation"]["engine"]["max_model_len"] for i in plan
+        ]
 
 
 def test_todays_formats_are_planned_on_gpu_types_that_serve_them(paper):
@@ -314,6 +325,14 @@ def test_paper_grid_runs_every_task_offline_from_a_staged_cache(paper_run):
         assert (" user : " in context) == spec["apply_chat_template"], (name, context[:300])
         if spec["fewshot_as_multiturn"]:
             assert context.count(" user : ") == spec["num_fewshot"] + 1, (name, context[:600])
+    # One engine for all 15 tasks, at the longest max_model_len; each task cut at its own.
+    job_log = wf.path("results/logs/evaluate/tiny-llama/bf16.log").read_text(errors="replace")
+    assert re.findall(r"engine \(v[^)]*\) with config: .*?max_seq_len=(\d+)", job_log) == ["8192"], job_log[-2000:]
+    for name, spec in paper["tasks"].items():
+        ev = json.loads(wf.path(f"results/eval/tiny-llama/bf16/{name}.json").read_text())
+        own = spec.get("engine", {}).get("max_model_len", 8192)
+        assert ev["settings"]["engine"]["max_model_len"] == own, name
+        assert ev["lm_eval"]["config"]["model_args"]["max_model_len"] == 8192, name
     suites = {r["suite"]: r for r in rows if r["level"] == "suite"}
     assert set(suites) == {s["suite"] for s in paper["tasks"].values()}, sorted(suites)
     md = wf.path("results/summary.md").read_text()
