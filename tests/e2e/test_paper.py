@@ -225,9 +225,9 @@ def paper_ci_config(paper: dict, fixture: dict, cache: str) -> dict:
     }
     cfg["similarity"] = {**paper["similarity"], "max_tokens": 16}
     cfg["gpu_types"], cfg["performance"] = fixture["gpu_types"], fixture["performance"]
-    # One thread per evaluate job: two run side by side on 2 cores. Each is mostly engine
-    # start-up (imports, spawning), and the fixture's engine computes on one core anyway
-    # (VLLM_CPU_NUM_OF_RESERVED_CPU=1), so 15 jobs take about half the time.
+    # One thread for the evaluate job (one job, one engine for all 15 tasks): the fixture's
+    # engine computes on one core anyway (VLLM_CPU_NUM_OF_RESERVED_CPU=1), and the other core
+    # is free for the generate job beside it.
     cfg["resources"] = {**fixture["resources"], "evaluate": {**fixture["resources"]["evaluate"], "threads": 1}}
     cfg["offline_cache"] = cache
     return cfg
