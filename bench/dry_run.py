@@ -8,10 +8,13 @@ dry run) a few times and prints the job counts per rule and the wall time of eac
     .venv/workflow/bin/python -m bench.dry_run [--repeats 3] [--configfile config/paper.yaml]
 
 It also prints what the evaluations cost in model loads: engine starts and the GPU-hours
-they take, for the planned shape (one evaluate job per (model, scheme), one engine per
-distinct engine setting among its tasks, read from each job's --plan) against the shape
-before it (one job and one engine per (model, scheme, task)). An engine start's time is
-an assumption per model size (ENGINE_START_S, below), not a measurement.
+they take, for three shapes: one job and one engine per (model, scheme, task); one job per
+(model, scheme) with one engine per distinct task engine setting (the paper's per-task
+max_model_len gave five); and the planned one, one job per (model, scheme) with the model
+loads quantstudy.evaluate.evaluate.model_loads makes of each job's --plan (tasks that differ
+only in max_model_len share an engine). An engine start's time is an assumption per model
+size (ENGINE_START_S, below), not a measurement. `--configfile` takes several files, as
+Snakemake does (config/paper.yaml config/paper-2026.yaml: today's formats too).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import time
 from pathlib import Path
 
 from quantstudy.core import cli
+from quantstudy.evaluate.evaluate import lm_settings, model_loads
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,46 +45,69 @@ def start_s(params_b: float) -> int:
 
 
 def evaluate_jobs(out: str) -> list[dict]:
-    """(model, gpus, tasks, engine groups) of every planned evaluate job, from its command."""
+    """(model, gpus, tasks, engine settings, model loads) of every planned evaluate job, from
+    its command."""
     jobs = []
     for line in out.splitlines():
         if "quantstudy.evaluate.evaluate" not in line or "--plan" not in line:
             continue
         argv = shlex.split(line.split(":", 1)[1] if line.startswith("Shell command:") else line)
-        plan = json.loads(argv[argv.index("--plan") + 1])
-        model = argv[argv.index("--model") + 1]
+        arg = dict(zip(argv, argv[1:], strict=False))  # each option's value
+        plan, backend = json.loads(arg["--plan"]), arg["--backend"]
+        # The hf model's device is where the job lands, unknown here (and no torch): it is
+        # the same for every task of a job, so it groups nothing.
+        tasks = [{**i, "settings": lm_settings(i["task_spec"], i["evaluation"], backend, device="cuda")} for i in plan]
         engines = {json.dumps(i["evaluation"]["engine"], sort_keys=True) for i in plan}
         tp = max(int(i["evaluation"]["engine"].get("tensor_parallel_size") or 1) for i in plan)
-        jobs.append({"model": model, "gpus": tp, "tasks": len(plan), "engines": len(engines)})
+        jobs.append(
+            {
+                "model": arg["--model"],
+                "gpus": tp,
+                "tasks": len(plan),
+                "engines": len(engines),
+                "loads": len(model_loads(tasks, backend, arg["--model-dir"])),
+            }
+        )
     return jobs
 
 
+SHAPES = ("one per task", "one per task engine setting", "planned")
+
+
 def engine_cost(jobs: list[dict], params_b: dict) -> str:
+    """Evaluate jobs, engine starts and GPU-hours in engine starts per model, each as
+    one per task / one per task engine setting / planned."""
     rows = [
-        "| model | GPUs | evaluate jobs before / after | engine starts before / after | "
-        "GPU-hours in engine starts before / after |",
+        f"| model | GPUs | evaluate jobs | engine starts ({' / '.join(SHAPES)}) | GPU-hours in engine starts |",
         "|---|---|---|---|---|",
     ]
-    total = [0, 0, 0, 0, 0.0, 0.0]
+    total = {"jobs": [0, 0, 0], "starts": [0, 0, 0], "hours": [0.0, 0.0, 0.0]}
     for model in sorted({j["model"] for j in jobs}):
         js = [j for j in jobs if j["model"] == model]
         gpus, secs = js[0]["gpus"], start_s(params_b.get(model, 0))
-        before = sum(j["tasks"] for j in js)  # one job, one engine per task
-        after = sum(j["engines"] for j in js)
-        gh = [n * gpus * secs / 3600 for n in (before, after)]
-        rows.append(f"| {model} | {gpus} | {before} / {len(js)} | {before} / {after} | {gh[0]:.1f} / {gh[1]:.1f} |")
-        for k, v in enumerate((before, len(js), before, after, *gh)):
-            total[k] += v
-    rows.append(f"| all | | {total[0]} / {total[1]} | {total[2]} / {total[3]} | {total[4]:.1f} / {total[5]:.1f} |")
+        starts = [sum(j[k] for j in js) for k in ("tasks", "engines", "loads")]
+        per = {
+            "jobs": [starts[0], len(js), len(js)],
+            "starts": starts,
+            "hours": [n * gpus * secs / 3600 for n in starts],
+        }
+        rows.append(f"| {model} | {gpus} | {_row(per['jobs'])} | {_row(per['starts'])} | {_row(per['hours'])} |")
+        for k, v in per.items():
+            total[k] = [a + b for a, b in zip(total[k], v, strict=True)]
+    rows.append(f"| all | | {_row(total['jobs'])} | {_row(total['starts'])} | {_row(total['hours'])} |")
     return "\n".join(rows)
+
+
+def _row(values) -> str:
+    return " / ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in values)
 
 
 def main(argv=None) -> int:
     ap = cli.parser(__doc__)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--configfile", default="config/paper.yaml")
+    ap.add_argument("--configfile", nargs="+", default=["config/paper.yaml"])
     args = ap.parse_args(argv)
-    cmd = [sys.executable, "-m", "snakemake", "-n", "--profile", "slurm", "--configfile", args.configfile]
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--profile", "slurm", "--configfile", *args.configfile]
     walls, out = [], ""
     for _ in range(args.repeats):
         t = time.perf_counter()
@@ -99,8 +126,10 @@ def main(argv=None) -> int:
     if jobs:
         import yaml
 
-        cfg = yaml.safe_load((ROOT / args.configfile).read_text())
-        params_b = {m: float(v.get("params_b") or 0) for m, v in cfg.get("models", {}).items()}
+        models = {}  # later files override earlier ones, as in Snakemake
+        for f in args.configfile:
+            models.update(yaml.safe_load((ROOT / f).read_text()).get("models") or {})
+        params_b = {m: float(v.get("params_b") or 0) for m, v in models.items()}
         print(
             "\nEvaluation model loads (engine start assumed: "
             + ", ".join(f"<= {lim:g}B {s} s" for lim, s in ENGINE_START_S)

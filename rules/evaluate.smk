@@ -1,5 +1,6 @@
-# One lm-eval job per (model, scheme): one model load answers every task (tasks whose
-# engine settings differ get one engine each), with one JSON, samples file and log per task.
+# One lm-eval job per (model, scheme): one model load answers every task (at the longest of
+# their max_model_len, each task cut at its own; other engine settings that differ get an
+# engine each), with one JSON, samples file and log per task.
 # Why not a vLLM service job shared by per-task jobs: docs/structure.md ("Evaluation shape").
 # The backend is vLLM where the evaluation hardware serves the format, else hf
 # (quantstudy.core.schemes).

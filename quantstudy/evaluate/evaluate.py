@@ -3,11 +3,15 @@
 its Hugging Face backend: transformers + compressed-tensors, for formats vLLM cannot serve;
 quantstudy/core/hfbackend.py says what that computes); write JSON + samples per task.
 
-One model load serves every task of a (model, scheme) (tasks whose engine settings differ
-get one engine each): rule `evaluate` runs one job per (model, scheme) and passes `--plan`,
-a JSON list of {task, task_spec, evaluation, output, samples, log}. Each task still gets its
-own JSON, samples and log, and lm-eval's request cache (one per checkpoint, `--cache-dir`)
-answers the requests of tasks whose settings did not change when the job reruns.
+One model load serves every task of a (model, scheme): rule `evaluate` runs one job per
+(model, scheme) and passes `--plan`, a JSON list of {task, task_spec, evaluation, output,
+samples, log}. Tasks whose engines differ only in max_model_len (the paper's per-task
+lengths) share one, started at the longest, and lm-eval's max_length is set to each task's
+own, so each truncates as on an engine of its own (model_loads, set_max_length); any other
+engine setting (dtype, KV cache, ...) gets an engine of its own. A result records the task's
+`settings.engine` and, in `lm_eval.config.model_args`, the engine that answered it. Each task
+still gets its own JSON, samples and log, and lm-eval's request cache (one per checkpoint,
+`--cache-dir`) answers the requests of tasks whose settings did not change when the job reruns.
 
 To debug one task by hand (serve env):
 
@@ -64,11 +68,12 @@ def settings_from(spec: dict, evaluation: dict, backend: str = hfbackend.DEFAULT
     }
 
 
-def hf_model_args(engine: dict) -> dict:
+def hf_model_args(engine: dict, device: str | None = None) -> dict:
     """lm-eval `hf` model arguments from the engine block: dtype, and max_model_len as
     max_length (lm-eval's vLLM model uses max_model_len as its max_length: both truncate
-    alike). Every other engine key is a vLLM argument the hf model must not get."""
-    args = {"dtype": hfbackend.dtype(engine), "device": hfbackend.device()}
+    alike). Every other engine key is a vLLM argument the hf model must not get. `device`:
+    where it runs (default: what torch sees here)."""
+    args = {"dtype": hfbackend.dtype(engine), "device": device or hfbackend.device()}
     if engine.get("max_model_len"):
         args["max_length"] = int(engine["max_model_len"])
     return args
@@ -95,12 +100,43 @@ def unsafe_code_settings(lm_eval_task: str, task_dirs) -> dict:
     return {"confirm_run_unsafe_code": unsafe, "env": {"HF_ALLOW_CODE_EVAL": "1"} if unsafe else {}}
 
 
-def lm_key(backend: str, model_dir: str, s: dict) -> str:
-    """What one engine is built from: tasks with the same key share one model load."""
-    return json.dumps(
-        {"backend": backend, "model_args": model_args_for(backend, model_dir, s), "batch_size": s["batch_size"]},
-        sort_keys=True,
-    )
+# The model argument that sets lm-eval's `max_length`, per backend: its vLLM model takes the
+# engine's max_model_len as max_length, its hf model max_length itself.
+LENGTH_ARG = {"vllm": "max_model_len", "hf": "max_length"}
+
+
+def _key(backend: str, model_args: dict, batch_size) -> str:
+    return json.dumps({"backend": backend, "model_args": model_args, "batch_size": batch_size}, sort_keys=True)
+
+
+def task_key(backend: str, model_dir: str, s: dict) -> str:
+    """What decides a task's answers: the model as lm-eval builds it for this task alone, its
+    max length included. Names the task's request cache (tasks with one key share a file)."""
+    return _key(backend, model_args_for(backend, model_dir, s), s["batch_size"])
+
+
+def max_length(backend: str, s: dict) -> int | None:
+    """The length lm-eval cuts this task's requests to (None: the model's own maximum)."""
+    return model_args_for(backend, "", s).get(LENGTH_ARG[backend])
+
+
+def engine_args(backend: str, model_dir: str, s: dict) -> dict:
+    """The task's model arguments less its max length, which lm-eval applies per task on a
+    shared model (set_max_length): everything else (dtype, backend, KV cache, parallelism,
+    memory) needs a model load of its own."""
+    return {k: v for k, v in model_args_for(backend, model_dir, s).items() if k != LENGTH_ARG[backend]}
+
+
+def engine_key(backend: str, model_dir: str, s: dict) -> str:
+    """What one model load is built from: tasks with the same key share it."""
+    return _key(backend, engine_args(backend, model_dir, s), s["batch_size"])
+
+
+def engine_length(lengths) -> int | None:
+    """The length one model load starts at for tasks of these lengths: the longest, so each
+    task's requests fit; None (the model's own maximum, which holds any) if a task sets none."""
+    lengths = list(lengths)
+    return None if None in lengths else max(lengths)
 
 
 def engine_groups(items: list[dict], key) -> list[list[dict]]:
@@ -109,6 +145,22 @@ def engine_groups(items: list[dict], key) -> list[list[dict]]:
     for item in items:
         groups.setdefault(key(item), []).append(item)
     return list(groups.values())
+
+
+def model_loads(tasks: list[dict], backend: str, model_dir: str) -> list[dict]:
+    """The model loads of one job, in plan order: {model_args, batch_size, tasks}. `tasks`:
+    plan items with their `settings`. Tasks whose models differ only in max length (the paper's
+    per-task max_model_len) share one load at the longest of them; each then runs at its own
+    (set_max_length), so it truncates and generates as on a model of its own."""
+    loads = []
+    for group in engine_groups(tasks, lambda t: engine_key(backend, model_dir, t["settings"])):
+        s = group[0]["settings"]
+        args = engine_args(backend, model_dir, s)
+        length = engine_length(max_length(backend, t["settings"]) for t in group)
+        if length is not None:
+            args[LENGTH_ARG[backend]] = length
+        loads.append({"model_args": args, "batch_size": s["batch_size"], "tasks": group})
+    return loads
 
 
 def checkpoint_fingerprint(model_dir: str) -> list:
@@ -124,16 +176,17 @@ def checkpoint_fingerprint(model_dir: str) -> list:
     ]
 
 
-def cache_file(cache_dir: str, model: str, scheme: str, model_dir: str, engine_key: str, versions: dict) -> str:
-    """lm-eval's request cache of one (model, scheme) and engine. Its own key is the request
+def cache_file(cache_dir: str, model: str, scheme: str, model_dir: str, key: str, versions: dict) -> str:
+    """lm-eval's request cache of one (model, scheme) and task key. Its own key is the request
     only, so the file is named by everything that changes an answer: the checkpoint's files,
-    the engine and backend settings and the package versions. lm-eval appends `_rank0.db`."""
+    the task's model and backend settings (task_key: its max length, not the shared model's,
+    which only has to hold it) and the package versions. lm-eval appends `_rank0.db`."""
     ident = json.dumps(
         {
             "model": model,
             "scheme": scheme,
             "checkpoint": checkpoint_fingerprint(model_dir),
-            "engine": engine_key,
+            "engine": key,
             "versions": versions,
         },
         sort_keys=True,
@@ -141,23 +194,77 @@ def cache_file(cache_dir: str, model: str, scheme: str, model_dir: str, engine_k
     return str(Path(cache_dir) / model / scheme / hashlib.sha256(ident.encode()).hexdigest()[:16])
 
 
-def load_lm(backend: str, model_dir: str, s: dict):
+def load_lm(backend: str, model_args: dict, batch_size):
     """lm-eval's model, built as simple_evaluate builds it from a name (one engine start)."""
     from lm_eval.api.registry import get_model
 
-    args = model_args_for(backend, model_dir, s)
-    log.info("Initializing %s model, with arguments: %s", backend, args)  # lm-eval's own wording
+    log.info("Initializing %s model, with arguments: %s", backend, model_args)  # lm-eval's own wording
     return get_model(backend).create_from_arg_obj(
-        args, {"batch_size": s["batch_size"], "max_batch_size": None, "device": None}
+        model_args, {"batch_size": batch_size, "max_batch_size": None, "device": None}
     )
 
 
-def task_settings(spec: dict, evaluation: dict, include_path, backend: str) -> dict:
-    import lm_eval
+def set_max_length(lm, length: int | None) -> None:
+    """Run the next task at its own max length on a model built for the longest. lm-eval
+    0.4.13's vLLM and hf models (vllm_causallms.py, huggingface.py) take `max_length` from
+    `_max_length` when set (their constructors store max_model_len / max_length there), else
+    from the engine's max_model_len (vLLM) or the model config (hf); every truncation reads
+    it per request: generation cuts the context to max_length - max_gen_toks (maybe_truncate,
+    which fixes max_tokens too), loglikelihood to its last max_length - 1 tokens. So no request
+    reaches the engine longer than the task's length, and the longer engine computes the same
+    tokens. There is no public setter; None gives what a model built without one gives."""
+    lm._max_length = length
 
+
+def release(lm) -> None:
+    """Shut a vLLM engine down before the next model load: dropping the reference leaves its
+    memory to the garbage collector (in multiprocess mode to its engine-core process's exit),
+    and the next engine could find the GPU still held. vLLM 0.32 has no LLM.shutdown(); its own
+    order (model_loader/tensorizer.py) is the renderer, then the engine core (its process, or
+    in-process its executor). lm-eval's hf model has no engine: free_memory frees it."""
+    engine = getattr(getattr(lm, "model", None), "llm_engine", None)
+    if engine is None:
+        return
+    for part in (getattr(engine, "renderer", None), engine.engine_core):
+        stop = getattr(part, "shutdown", None)
+        if stop is not None:
+            stop()
+
+
+def free_memory(backend: str) -> None:
+    """Once the last reference to a model is gone: collect it and hand its GPU memory back
+    (torch's caching allocator keeps freed blocks). On vLLM its cleanup_dist_env_and_memory
+    also tears down the process-group state of an in-process engine, so the next one sets up
+    its own; it skips the device cache on a CPU."""
+    if backend == "vllm":
+        from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+
+        cleanup_dist_env_and_memory()
+        return
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def lm_settings(spec: dict, evaluation: dict, backend: str, device: str | None = None) -> dict:
+    """A task's settings as far as they decide its model: settings_from, plus the hf model's
+    arguments on that backend."""
     s = settings_from(spec, evaluation, backend)
     if backend == "hf":
-        s["model_args"] = hf_model_args(s["engine"])
+        s["model_args"] = hf_model_args(s["engine"], device)
+    return s
+
+
+def task_settings(spec: dict, evaluation: dict, include_path, backend: str) -> dict:
+    """Everything a task runs with (recorded in its output): lm_settings and whether it may
+    run model-written code. Computed once per task and job: the unsafe-code scan reads YAMLs."""
+    import lm_eval
+
+    s = lm_settings(spec, evaluation, backend)
     unsafe = unsafe_code_settings(
         s["lm_eval_task"], [Path(lm_eval.__file__).parent / "tasks"] + ([Path(include_path)] if include_path else [])
     )
@@ -166,32 +273,19 @@ def task_settings(spec: dict, evaluation: dict, include_path, backend: str) -> d
     return s
 
 
-def evaluate(
-    model_dir,
-    model,
-    scheme,
-    task,
-    spec,
-    evaluation,
-    include_path,
-    output,
-    samples_path,
-    backend="vllm",
-    lm=None,
-    cache=None,
-) -> dict:
-    """One task. `lm`: a model already loaded for this checkpoint (else one is built);
-    `cache`: lm-eval's request cache file for it (None: no cache)."""
+def evaluate(lm, model_args: dict, item: dict, model_dir, model, scheme, backend="vllm", cache=None) -> dict:
+    """One task of the plan on a loaded model. `model_args`: what `lm` was built from (lm-eval
+    records them); `item`: the plan item with its `settings` (task_settings); `cache`: lm-eval's
+    request cache file for it (None: no cache)."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    s = task_settings(spec, evaluation, include_path, backend)
-    if lm is None:
-        lm = load_lm(backend, model_dir, s)
+    s, spec, include_path = item["settings"], item["task_spec"], item["evaluation"]["task_include_path"]
+    set_max_length(lm, max_length(backend, s))
     started = time.time()
     results = lm_eval.simple_evaluate(
         model=lm,
-        model_args=model_args_for(backend, model_dir, s),
+        model_args=model_args,
         tasks=[s["lm_eval_task"]],
         num_fewshot=s["num_fewshot"],
         batch_size=s["batch_size"],
@@ -218,7 +312,7 @@ def evaluate(
         "format": EVAL_FORMAT,
         "model": model,
         "scheme": scheme,
-        "task": task,
+        "task": item["task"],
         "suite": spec["suite"],
         "checkpoint": model_dir,
         "metrics": extract_scores(results, name, spec["metrics"]),
@@ -241,13 +335,13 @@ def evaluate(
     if backend == "hf":
         out["served_as"] = hfbackend.served_as(model_dir, s["model_args"]["dtype"])
     # Samples first: the JSON is the rule's "done" marker, so it lands last.
-    atomic.write_jsonl(samples_path, flat_samples(results, name))
-    atomic.write_json(output, out)
+    atomic.write_jsonl(item["samples"], flat_samples(results, name))
+    atomic.write_json(item["output"], out)
     log.info(
         "%s/%s/%s: %s (n=%s) in %.1f s",
         model,
         scheme,
-        task,
+        item["task"],
         {m: round(v["score"], 4) for m, v in out["metrics"].items()},
         out["n_samples"],
         seconds,
@@ -276,38 +370,31 @@ class task_log:
 
 
 def evaluate_plan(model_dir, model, scheme, plan, backend="vllm", cache_dir=None) -> list[dict]:
-    """Every task of `plan` on one checkpoint: one model load per engine group."""
-    include = {id(i): i["evaluation"]["task_include_path"] for i in plan}
-    settings = {id(i): task_settings(i["task_spec"], i["evaluation"], include[id(i)], backend) for i in plan}
+    """Every task of `plan` on one checkpoint: one model load per engine group (model_loads)."""
+    tasks = [
+        {**i, "settings": task_settings(i["task_spec"], i["evaluation"], i["evaluation"]["task_include_path"], backend)}
+        for i in plan
+    ]
     versions = package_versions(["lm_eval", "vllm", "transformers", "torch", "compressed-tensors"])
     outs = []
-    for group in engine_groups(plan, lambda i: lm_key(backend, model_dir, settings[id(i)])):
-        key = lm_key(backend, model_dir, settings[id(group[0])])
+    for load in model_loads(tasks, backend, model_dir):
         started = time.time()
-        lm = load_lm(backend, model_dir, settings[id(group[0])])
+        lm = load_lm(backend, load["model_args"], load["batch_size"])
         log.info(
-            "%s/%s: model loaded in %.1f s for %s", model, scheme, time.time() - started, [i["task"] for i in group]
+            "%s/%s: model loaded in %.1f s for %s",
+            model,
+            scheme,
+            time.time() - started,
+            [t["task"] for t in load["tasks"]],
         )
-        cache = cache_file(cache_dir, model, scheme, model_dir, key, versions) if cache_dir else None
-        for item in group:
-            with task_log(item.get("log")):
-                outs.append(
-                    evaluate(
-                        model_dir,
-                        model,
-                        scheme,
-                        item["task"],
-                        item["task_spec"],
-                        item["evaluation"],
-                        include[id(item)],
-                        item["output"],
-                        item["samples"],
-                        backend,
-                        lm=lm,
-                        cache=cache,
-                    )
-                )
+        for t in load["tasks"]:
+            key = task_key(backend, model_dir, t["settings"])
+            cache = cache_file(cache_dir, model, scheme, model_dir, key, versions) if cache_dir else None
+            with task_log(t.get("log")):
+                outs.append(evaluate(lm, load["model_args"], t, model_dir, model, scheme, backend, cache))
+        release(lm)  # before the next group's engine starts, not when the collector gets to it
         del lm
+        free_memory(backend)
     return outs
 
 

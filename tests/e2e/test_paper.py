@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from quantstudy.evaluate.evaluate import lm_settings, max_length, model_loads
 from quantstudy.evaluate.taskindex import TaskIndex
 from tests.workspace import copy_workflow
 
@@ -159,6 +160,16 @@ def test_paper_grid_places_every_gpu_job_where_it_fits(paper):
     for task, length in (("mmlu", 3850), ("mmlu-cot", 4064), ("arc-challenge", 3940), ("ifeval", 4096)):
         assert engines[task]["max_model_len"] == length, task
     assert engines["hellaswag"]["max_model_len"] == 8192
+    # ... and one engine serves them all, at the longest; each task keeps its own length.
+    for (model, scheme, _), (_, command) in ev.items():
+        argv = shlex.split(command)
+        plan = json.loads(argv[argv.index("--plan") + 1])
+        tasks = [{**i, "settings": lm_settings(i["task_spec"], i["evaluation"], "vllm")} for i in plan]
+        [load] = model_loads(tasks, "vllm", argv[argv.index("--model-dir") + 1])
+        assert load["model_args"]["max_model_len"] == 8192, (model, scheme)
+        assert [max_length("vllm", t["settings"]) for t in tasks] == [
+            i["evaluation"]["engine"]["max_model_len"] for i in plan
+        ]
 
 
 def test_todays_formats_are_planned_on_gpu_types_that_serve_them(paper):
@@ -214,9 +225,9 @@ def paper_ci_config(paper: dict, fixture: dict, cache: str) -> dict:
     }
     cfg["similarity"] = {**paper["similarity"], "max_tokens": 16}
     cfg["gpu_types"], cfg["performance"] = fixture["gpu_types"], fixture["performance"]
-    # One thread per evaluate job: two run side by side on 2 cores. Each is mostly engine
-    # start-up (imports, spawning), and the fixture's engine computes on one core anyway
-    # (VLLM_CPU_NUM_OF_RESERVED_CPU=1), so 15 jobs take about half the time.
+    # One thread for the evaluate job (one job, one engine for all 15 tasks): the fixture's
+    # engine computes on one core anyway (VLLM_CPU_NUM_OF_RESERVED_CPU=1), and the other core
+    # is free for the generate job beside it.
     cfg["resources"] = {**fixture["resources"], "evaluate": {**fixture["resources"]["evaluate"], "threads": 1}}
     cfg["offline_cache"] = cache
     return cfg
@@ -314,6 +325,14 @@ def test_paper_grid_runs_every_task_offline_from_a_staged_cache(paper_run):
         assert (" user : " in context) == spec["apply_chat_template"], (name, context[:300])
         if spec["fewshot_as_multiturn"]:
             assert context.count(" user : ") == spec["num_fewshot"] + 1, (name, context[:600])
+    # One engine for all 15 tasks, at the longest max_model_len; each task cut at its own.
+    job_log = wf.path("results/logs/evaluate/tiny-llama/bf16.log").read_text(errors="replace")
+    assert re.findall(r"engine \(v[^)]*\) with config: .*?max_seq_len=(\d+)", job_log) == ["8192"], job_log[-2000:]
+    for name, spec in paper["tasks"].items():
+        ev = json.loads(wf.path(f"results/eval/tiny-llama/bf16/{name}.json").read_text())
+        own = spec.get("engine", {}).get("max_model_len", 8192)
+        assert ev["settings"]["engine"]["max_model_len"] == own, name
+        assert ev["lm_eval"]["config"]["model_args"]["max_model_len"] == 8192, name
     suites = {r["suite"]: r for r in rows if r["level"] == "suite"}
     assert set(suites) == {s["suite"] for s in paper["tasks"].values()}, sorted(suites)
     md = wf.path("results/summary.md").read_text()
